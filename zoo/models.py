@@ -1,0 +1,128 @@
+"""The zoo's architectures, each with its pretrained config beside it (timm's habit).
+
+Paper topologies (Wu et al., AAAI 2019) and the compact variants we publish as checkpoints.
+A config's ``model`` block holds the constructor arguments; ``create_model`` overrides replace
+them, and the built network keeps the resolved config as ``net.config``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .network import SpikingNet
+from .registry import register_model
+
+CITATION = (
+    "@inproceedings{wu2019direct,\n"
+    "  title={Direct Training for Spiking Neural Networks: Faster, Larger, Better},\n"
+    "  author={Wu, Yujie and Deng, Lei and Li, Guoqi and Zhu, Jun and Xie, Yuan and Shi, Luping},\n"
+    "  booktitle={Proceedings of the AAAI Conference on Artificial Intelligence},\n"
+    "  volume={33}, pages={1311--1318}, year={2019}\n}"
+)
+DIGITS = [str(i) for i in range(10)]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_MEAN = [0.4914, 0.4822, 0.4465]
+CIFAR10_STD = [0.2470, 0.2435, 0.2616]
+
+NMNIST_ARCH = "128C3-128C3-AP2-128C3-256C3-AP2-1024FC-Voting"
+CIFAR10_ARCH = "128C3(enc)-256C3-AP2-512C3-AP2-1024C3-512C3-1024FC-512FC-Voting"
+
+
+def _events(sensor: tuple[int, int, int], steps: int, mode: str = "binary", downsample: int = 1) -> dict:
+    return {"kind": "events", "sensor_size": list(sensor), "time_steps": steps,
+            "layout": "[B, T, P, H, W]",
+            "binning": {"method": "n_time_bins", "n_time_bins": steps, "mode": mode,
+                        "downsample": downsample, "polarity_channels": sensor[2]}}
+
+
+def _image(shape: tuple[int, int, int], steps: int, mean: list[float], std: list[float]) -> dict:
+    return {"kind": "image", "shape": list(shape), "time_steps": steps, "layout": "[B, C, H, W]",
+            "scale": 1 / 255, "mean": mean, "std": std}
+
+
+def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float,
+         weights: dict | None = None, **model: Any) -> dict[str, Any]:
+    if inp["kind"] == "events":
+        w, h, p = inp["sensor_size"]
+        ds = inp["binning"]["downsample"]
+        in_shape = [p, h // ds, w // ds]
+    else:
+        in_shape = inp["shape"]
+    base = dict(in_shape=in_shape, num_classes=len(classes), time_steps=inp["time_steps"],
+                neunorm=True, bn=False, k=0.2, v_th=0.5, surrogate="rect", width=None,
+                neunorm_k2=0.9, neurons_per_class=10, input_m2=input_m2)
+    base.update(model)
+    return {"arch": arch, "dataset": dataset, "model": base, "input": inp, "classes": classes,
+            "weights": weights, "license": "MIT", "citation": CITATION}
+
+
+def _build(name: str, cfg: dict[str, Any], overrides: dict[str, Any]) -> SpikingNet:
+    cfg = copy.deepcopy(cfg)
+    unknown = set(overrides) - set(cfg["model"])
+    if unknown:
+        raise TypeError(f"{name}: unknown arguments {sorted(unknown)}; accepted: {sorted(cfg['model'])}")
+    cfg["model"].update(overrides)
+    steps = cfg["model"]["time_steps"]
+    cfg["input"]["time_steps"] = steps
+    if cfg["input"]["kind"] == "events" and cfg["input"]["binning"]["method"] == "n_time_bins":
+        cfg["input"]["binning"]["n_time_bins"] = steps
+    net = SpikingNet(cfg["arch"], **cfg["model"])
+    cfg["name"] = name
+    net.config = cfg
+    return net
+
+
+# ---- paper topologies -------------------------------------------------------------------
+_wu2019_nmnist = _cfg(NMNIST_ARCH, "nmnist", _events((34, 34, 2), 10), DIGITS, input_m2=0.1)
+
+
+@register_model(_wu2019_nmnist)
+def wu2019_nmnist(**kw: Any) -> SpikingNet:
+    """N-MNIST, 2×34×34, T=10: 128C3-128C3-AP2-128C3-256C3-AP2-1024FC-Voting (17.5 M params)."""
+    return _build("wu2019_nmnist", _wu2019_nmnist, kw)
+
+
+_wu2019_dvscifar10 = _cfg(NMNIST_ARCH, "cifar10dvs", _events((128, 128, 2), 10, mode="count", downsample=3),
+                          CIFAR10_CLASSES, input_m2=0.3)
+
+
+@register_model(_wu2019_dvscifar10)
+def wu2019_dvscifar10(**kw: Any) -> SpikingNet:
+    """CIFAR10-DVS, 128×128 events binned to 2×42×42 (``downsample=3``; ``in_shape`` overrides),
+    T=10: the N-MNIST topology."""
+    return _build("wu2019_dvscifar10", _wu2019_dvscifar10, kw)
+
+
+_wu2019_cifar10 = _cfg(CIFAR10_ARCH, "cifar10", _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD),
+                       CIFAR10_CLASSES, input_m2=1.0)
+
+
+@register_model(_wu2019_cifar10)
+def wu2019_cifar10(**kw: Any) -> SpikingNet:
+    """CIFAR-10, 3×32×32 image through the encoding layer, T=8:
+    128C3(enc)-256C3-AP2-512C3-AP2-1024C3-512C3-1024FC-512FC-Voting (45 M params)."""
+    return _build("wu2019_cifar10", _wu2019_cifar10, kw)
+
+
+# ---- compact variants (the published checkpoints fit the repo's 40 MB budget) -------------
+_nmnist_compact = _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8),
+                       DIGITS, input_m2=0.1)
+
+
+@register_model(_nmnist_compact)
+def nmnist_compact(**kw: Any) -> SpikingNet:
+    """Compact N-MNIST net, T=8: 32C3-AP2-64C3-AP2-256FC-Voting (1.1 M params, 2.2 MB fp16)."""
+    return _build("nmnist_compact", _nmnist_compact, kw)
+
+
+_cifar10_compact = _cfg("128C3(enc)-256C3-AP2-256C3-AP2-512C3-AP2-512FC-Voting", "cifar10",
+                        _image((3, 32, 32), 4, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES,
+                        input_m2=1.0, bn=True, neunorm=False)
+
+
+@register_model(_cifar10_compact)
+def cifar10_compact(**kw: Any) -> SpikingNet:
+    """Compact CIFAR-10 net with BN, T=4: 128C3(enc)-256C3-AP2-256C3-AP2-512C3-AP2-512FC-Voting
+    (6.3 M params, 12.6 MB fp16)."""
+    return _build("cifar10_compact", _cifar10_compact, kw)
