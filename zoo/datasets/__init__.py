@@ -1,0 +1,1 @@
+"""Datasets loading from a local root; never downloading."""
