@@ -74,7 +74,7 @@ def _build(name: str, cfg: dict[str, Any], overrides: dict[str, Any]) -> Spiking
 
 
 # ---- paper topologies -------------------------------------------------------------------
-_wu2019_nmnist = _cfg(NMNIST_ARCH, "nmnist", _events((34, 34, 2), 10), DIGITS, input_m2=0.1)
+_wu2019_nmnist = _cfg(NMNIST_ARCH, "nmnist", _events((34, 34, 2), 10), DIGITS, input_m2=0.08)
 
 
 @register_model(_wu2019_nmnist)
