@@ -49,7 +49,12 @@ def get_pretrained_cfg(name: str) -> dict[str, Any]:
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
     """Build model ``name`` (see :func:`list_models`); ``overrides`` replace constructor
     arguments (``neunorm=False``, ``time_steps=4``, ``bn=True``, ``k=0.3``...).
-    With ``pretrained=True`` the published weights are loaded and verified."""
+    With ``pretrained=True`` the published weights are loaded and verified.
+    ``"hf-hub:org/name[@rev]"`` loads a folder made by ``snnzoo push``, weights included."""
+    if name.startswith("hf-hub:"):
+        from .pretrained import load_from_hub
+
+        return load_from_hub(name[len("hf-hub:"):], **overrides)
     _ensure_loaded()
     if name not in _entrypoints:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")

@@ -1,0 +1,194 @@
+"""Pretrained weights: find them, verify them, load them.
+
+Resolution for a registry model (``create_model(name, pretrained=True)``), first hit wins:
+
+1. the bundled file ``zoo/weights/<weights.file>`` shipped with the package;
+2. the Hugging Face cache (``HF_HOME``/``HF_HUB_CACHE``), ``<weights.hf_hub_id>/model.safetensors``
+   at ``weights.revision`` — no network;
+3. a Hub download (``hf_hub_download``), unless ``HF_HUB_OFFLINE=1``.
+
+Every file is checked against the registry's ``weights.sha256`` before it is read; a mismatch
+refuses the file. ``hf-hub:org/name[@rev]`` loads any folder made by ``snnzoo push``
+(``config.json`` + ``model.safetensors``), checked against the sha256 its config records.
+Loading: safetensors (fp16 on disk) → fp32 state dict → ``load_state_dict(strict=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from .._version import __version__
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+HUB_WEIGHTS = "model.safetensors"
+HUB_CONFIG = "config.json"
+_HUB_KW = {"library_name": "snnzoo", "library_version": __version__}
+
+
+class PretrainedError(RuntimeError):
+    """Weights missing, unreachable or unloadable; the message names the file and the fix."""
+
+
+class IntegrityError(PretrainedError):
+    """A weights file whose sha256 differs from the recorded one (the file is refused)."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> None:
+    """Raise :class:`IntegrityError` unless ``sha256(path) == expected``."""
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise IntegrityError(f"{path}: sha256 {actual} does not match {expected} recorded for {what}; "
+                             "file refused (corrupted or tampered download?)")
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set, whether before or after huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "")
+    return constants.HF_HUB_OFFLINE or env.upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str | None]:
+    """``"org/name@rev"`` → ``("org/name", "rev")``; ``"org/name"`` → ``("org/name", None)``."""
+    repo_id, _, rev = spec.partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise PretrainedError(f"{spec}: expected a Hub repository ORG/NAME[@REVISION]")
+    return repo_id, rev or None
+
+
+def hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path:
+    """Path of ``filename`` of ``repo_id@revision``: from the HF cache if there, else downloaded
+    (refused offline with a message saying which file is missing and how to get it)."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
+    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+    if isinstance(cached, str):
+        return Path(cached)
+    if hub_offline():
+        raise PretrainedError(
+            f"{where}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; fetch it once online with "
+            f"`snnzoo pull {repo_id}{'@' + revision if revision else ''}` (or unset HF_HUB_OFFLINE)")
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, **_HUB_KW))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PretrainedError(f"{where}: download failed ({type(e).__name__}: {reason})") from e
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, what: str) -> nn.Module:
+    """Load a safetensors file into ``model``: floating tensors become fp32, strict key match."""
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise PretrainedError(f"{path}: not a readable safetensors file ({e})") from e
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        raise PretrainedError(f"{path}: weights do not fit {what}: {detail[:400]}") from e
+    return model
+
+
+def resolve_weights(name: str, weights: dict[str, Any]) -> Path:
+    """The verified weights file of registry model ``name`` (bundled → HF cache → Hub)."""
+    bundled = WEIGHTS_DIR / weights["file"]
+    expected = weights["sha256"]
+    if bundled.is_file():
+        verify_sha256(bundled, expected, f"{name} in the registry")
+        return bundled
+    repo_id = weights.get("hf_hub_id")
+    if not repo_id:
+        raise PretrainedError(f"{bundled}: bundled weights of {name} are missing and its registry entry "
+                              "names no hf_hub_id to fetch them from; reinstall snnzoo")
+    revision = weights.get("revision")
+    path = hub_file(repo_id, HUB_WEIGHTS, revision)
+    try:
+        verify_sha256(path, expected, f"{name} in the registry")
+    except IntegrityError:
+        if hub_offline():
+            raise
+        # a stale or damaged cache entry: fetch a fresh copy once, and check it again
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(repo_id, HUB_WEIGHTS, revision=revision, force_download=True, **_HUB_KW))
+        verify_sha256(path, expected, f"{name} in the registry")
+    return path
+
+
+def load_pretrained(model: nn.Module, name: str) -> nn.Module:
+    """Load the published, sha256-verified weights of registry model ``name`` into ``model``."""
+    from .registry import get_pretrained_cfg, list_models
+
+    weights = getattr(model, "config", {}).get("weights") or get_pretrained_cfg(name).get("weights")
+    if not weights:
+        raise PretrainedError(f"{name}: no published weights; models with weights: "
+                              f"{', '.join(list_models(pretrained=True)) or 'none yet'}")
+    return load_weights(model, resolve_weights(name, weights), name)
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's ``config.json``, checked for the keys a model is built from."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PretrainedError(f"{path}: unreadable config ({e})") from e
+    missing = [k for k in ("name", "arch", "model", "input", "classes") if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise PretrainedError(f"{path}: not an snnzoo config (missing {', '.join(missing)})")
+    return cfg
+
+
+def build_from_config(cfg: dict[str, Any], **overrides: Any) -> nn.Module:
+    """The network a checkpoint config describes (``overrides`` as in ``create_model``)."""
+    from .models import _build
+
+    return _build(cfg["name"], cfg, overrides)
+
+
+def load_folder(folder: str | os.PathLike, **overrides: Any) -> nn.Module:
+    """Model from a checkpoint/Hub folder (``config.json`` + ``model.safetensors``), its weights
+    checked against ``config["weights"]["sha256"]`` when the config records one."""
+    folder = Path(folder)
+    cfg = read_config(folder / HUB_CONFIG)
+    return _load(cfg, folder / HUB_WEIGHTS, str(folder), overrides)
+
+
+def _load(cfg: dict[str, Any], weights: Path, what: str, overrides: dict[str, Any]) -> nn.Module:
+    expected = (cfg.get("weights") or {}).get("sha256")
+    if not weights.is_file():
+        raise PretrainedError(f"{weights}: missing")
+    if expected:
+        verify_sha256(weights, expected, f"{what} (config.json)")
+    model = build_from_config(cfg, **overrides)
+    return load_weights(model, weights, what)
+
+
+def load_from_hub(spec: str, **overrides: Any) -> nn.Module:
+    """``create_model("hf-hub:org/name[@rev]")``: a pushed snnzoo folder, weights included."""
+    repo_id, revision = parse_hub_spec(spec)
+    cfg_path = hub_file(repo_id, HUB_CONFIG, revision)
+    cfg = read_config(cfg_path)
+    weights = hub_file(repo_id, HUB_WEIGHTS, revision)
+    model = _load(cfg, weights, f"hf-hub:{spec}", overrides)
+    model.config["source"] = f"hf-hub:{spec}"
+    return model
