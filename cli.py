@@ -12,6 +12,8 @@ from ._version import __version__
 # name -> "module:attribute" of a click command; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "models": "snnzoo.zoo.registry:models_command",
+    "train": "snnzoo.zoo.training.cli:train_command",
+    "eval": "snnzoo.zoo.training.cli:eval_command",
 }
 
 

@@ -1,0 +1,127 @@
+"""Checkpoints: the resumable ``last.ckpt`` and the published checkpoint folder.
+
+``last.ckpt`` (``torch.save``; read back with ``weights_only=True``, so it holds only tensors and
+primitives): model, optimizer and scheduler state, RNG states of python/numpy/torch, epoch, the
+number of batches done in that epoch, global step, config, metrics. Every file is written to a
+temporary name in the same folder and moved into place with ``os.replace`` (atomic on POSIX), so a
+kill at any moment leaves either the previous file or the new one.
+
+A checkpoint folder holds ``model.safetensors`` (fp16 floats) and ``config.json`` (the model's
+full config — ``name``, ``model`` kwargs, input spec, classes — plus ``training``, ``data``,
+``metrics``); :func:`load_checkpoint_folder` rebuilds the model from it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+CKPT_NAME = "last.ckpt"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)``, fsync, then ``os.replace(tmp_path, path)``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states of python, numpy and torch (CPU and CUDA) as tensors/primitives."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+             "numpy_rest": [kind, int(pos), int(has_gauss), float(gauss)], "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, pos, has_gauss, gauss_np = state["numpy_rest"]
+    np.random.set_state((kind, state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, gauss_np))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically with ``torch.save``."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read a ``last.ckpt`` (``weights_only=True``); ValueError naming the file if unreadable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e})") from None
+
+
+def export_folder(model: nn.Module, folder: str | Path, extra: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` (floats as fp16) and ``config.json`` (``model.config`` + ``extra``)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
+               for k, v in model.state_dict().items()}
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    cfg = {**model.config, **extra}
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(cfg, indent=2) + "\n")
+
+
+def load_checkpoint_folder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a checkpoint folder: ``create_model(cfg["name"], **cfg["model"])``
+    and the fp32-cast ``model.safetensors``. Returns it in eval mode; ``model.config`` includes
+    the folder's ``training``/``data``/``metrics`` records where present."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..registry import create_model
+
+    folder = Path(path)
+    cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+        name, kwargs = cfg["name"], cfg["model"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{cfg_path}: not a model config ({type(e).__name__}: {e})") from None
+    model = create_model(name, **kwargs)
+    try:
+        state = load_file(str(w_path))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{w_path}: not a safetensors file ({e})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{w_path}: weights do not fit {name} ({str(e).splitlines()[0]})") from None
+    for key in ("training", "data", "metrics"):
+        if key in cfg:
+            model.config[key] = cfg[key]
+    return model.to(device).eval()

@@ -1,0 +1,94 @@
+"""``snnzoo train`` and ``snnzoo eval``."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .config import ConfigError
+
+# What a user's bad input raises; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
+
+
+def _fail(e: BaseException) -> None:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    click.echo(f"snnzoo: error: {msg}", err=True)
+    sys.exit(2)
+
+
+@click.command("train")
+@click.argument("config_or_model")
+@click.option("--data-root", required=True, type=click.Path(file_okay=False),
+              help="The dataset's folder (e.g. .../nmnist holding Train/).")
+@click.option("--epochs", type=int, help="train.epochs")
+@click.option("--batch-size", type=int, help="train.batch_size (per process under torchrun)")
+@click.option("--device", help="train.device: auto, cpu, cuda, cuda:N")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<config name>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from last.ckpt (starts one if absent).")
+@click.option("--seed", type=int, help="train.seed")
+@click.option("--amp", type=click.Choice(["none", "bf16"]), help="train.amp (CUDA only)")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="train.compile: torch.compile (CUDA only)")
+@click.option("--threads", type=int, help="train.threads: torch CPU threads (0 = default)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config value, e.g. --set optim.lr=0.01 --set model_args.bn=true.")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def train_command(config_or_model: str, data_root: str, epochs: int | None, batch_size: int | None,
+                  device: str | None, out: str | None, resume: bool, seed: int | None, amp: str | None,
+                  compile_: bool | None, threads: int | None, sets: tuple[str, ...], progress: bool) -> None:
+    """Train CONFIG_OR_MODEL (a .toml file, a config name from configs/, or a model name).
+
+    Writes OUT/last.ckpt (every epoch and every train.ckpt_every steps), metrics.jsonl,
+    curves.png, and at the end model.safetensors (fp16) + config.json. Runs unchanged under
+    `torchrun --nproc_per_node=N` (DDP; gloo on CPU, nccl on CUDA)."""
+    from .trainer import Trainer
+    from .config import load_config
+
+    cli_sets = [f"train.{k}={json.dumps(v)}" for k, v in
+                (("epochs", epochs), ("batch_size", batch_size), ("device", device), ("seed", seed),
+                 ("amp", amp), ("compile", compile_), ("threads", threads)) if v is not None]
+    try:
+        cfg = load_config(config_or_model, [*sets, *cli_sets])
+        if not Path(data_root).is_dir():
+            raise NotADirectoryError(f"{data_root}: data root not found")
+        Trainer(cfg, data_root, out or Path("runs") / cfg["name"], resume=resume, progress=progress).run()
+    except USER_ERRORS as e:
+        _fail(e)
+
+
+@click.command("eval")
+@click.argument("model")
+@click.option("--dataset", required=True, help="Dataset name (nmnist, cifar10, cifar10dvs, dvsgesture...).")
+@click.option("--data-root", required=True, type=click.Path(file_okay=False), help="The dataset's folder.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--limit", type=int, default=0, help="Evaluate a seeded random subset of N samples (0 = all).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars (stderr).")
+def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str, batch_size: int, limit: int,
+                 device: str, plot: str | None, progress: bool) -> None:
+    """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
+    of MODEL — a registry name (pretrained weights), a checkpoint folder or an .onnx file."""
+    from .evaluate import evaluate, format_text
+
+    try:
+        if not Path(data_root).is_dir():
+            raise NotADirectoryError(f"{data_root}: data root not found")
+        if batch_size < 1:
+            raise ValueError("--batch-size must be >= 1")
+        result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress)
+    except USER_ERRORS as e:
+        _fail(e)
+    if plot:
+        import numpy as np
+
+        from .plots import plot_confusion
+
+        plot_confusion(np.asarray(result["confusion"]), result["classes"], plot,
+                       title=f"{result['model']} on {result['dataset']}/{result['split']} "
+                             f"({100 * result['accuracy']:.2f} %, n={result['n']})")
+    click.echo(json.dumps(result) if fmt == "json" else format_text(result))

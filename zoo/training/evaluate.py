@@ -1,0 +1,159 @@
+"""``snnzoo eval``: accuracy with a Wilson 95 % interval, per-class accuracy, confusion matrix and
+per-layer firing rates of a model (registry name, checkpoint folder or ``.onnx`` file) on a split."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import load_frames, open_dataset, subset_indices, to_input
+from .metrics import confusion_matrix, wilson_interval
+
+ONNX_NO_RATES = "not available for ONNX models (the graph exposes only class scores)"
+
+
+class TorchRunner:
+    """A zoo model; also records each LIF layer's mean firing rate over the samples seen."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, source: str) -> None:
+        self.model, self.device, self.source = model.to(device).eval(), device, source
+        self.config = model.config
+        self.lifs = model.lif_layers()
+        self.rate_sums = {name: 0.0 for name, _ in self.lifs}
+        self.seen = 0
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        for _, m in self.lifs:
+            m.record_rate = True
+        try:
+            scores = self.model(to_input(x, self.config["input"], self.device))
+            for name, m in self.lifs:
+                self.rate_sums[name] += float(m.rate) * len(x)
+        finally:
+            for _, m in self.lifs:
+                m.record_rate, m.rate = False, None
+        self.seen += len(x)
+        return scores.float().cpu().numpy()
+
+    def firing_rates(self) -> dict[str, float]:
+        return {name: s / max(self.seen, 1) for name, s in self.rate_sums.items()}
+
+
+class OnnxRunner:
+    """An exported ``.onnx`` file run with onnxruntime; its input spec comes from the metadata."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
+        self.config = onnx_config(self.session.get_modelmeta().custom_metadata_map, path)
+        self.input_name = self.session.get_inputs()[0].name
+        self.source = str(path)
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        inp = to_input(x, self.config["input"], torch.device("cpu")).numpy()
+        return self.session.run(None, {self.input_name: inp})[0]
+
+    def firing_rates(self) -> None:
+        return None
+
+
+def onnx_config(meta: dict[str, str], path: Path) -> dict[str, Any]:
+    """The model config (``input`` spec incl. binning, ``classes``, ``name``) from an ONNX file's
+    ``metadata_props``: a JSON ``config`` entry, or the separate JSON-valued keys."""
+    def parse(key: str) -> Any:
+        try:
+            return json.loads(meta[key])
+        except (KeyError, ValueError):
+            return None
+
+    cfg = parse("config") or parse("snnzoo.config") or {}
+    inp = cfg.get("input") or parse("input")
+    classes = cfg.get("classes") or parse("classes")
+    if not isinstance(inp, dict) or not isinstance(classes, list):
+        raise ValueError(f"{path}: ONNX metadata lacks the input spec and classes (export it with `snnzoo export`)")
+    return {"name": cfg.get("name") or meta.get("model_id") or path.stem, "input": inp, "classes": classes}
+
+
+def load_runner(spec: str, device: torch.device) -> TorchRunner | OnnxRunner:
+    """MODEL of ``snnzoo eval``: an ``.onnx`` file, a checkpoint folder or a registry name (pretrained)."""
+    path = Path(spec)
+    if spec.endswith(".onnx"):
+        if not path.is_file():
+            raise FileNotFoundError(f"{spec}: ONNX file not found")
+        return OnnxRunner(path)
+    if path.is_dir():
+        from .checkpoint import load_checkpoint_folder
+
+        return TorchRunner(load_checkpoint_folder(path), device, f"checkpoint folder {path}")
+    from ..registry import create_model, list_models
+
+    if spec not in list_models():
+        raise ValueError(f"{spec}: not an .onnx file, a checkpoint folder or a model "
+                         f"({', '.join(list_models())})")
+    return TorchRunner(create_model(spec, pretrained=True), device, f"pretrained {spec}")
+
+
+def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test", batch_size: int = 64,
+             limit: int = 0, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``model`` on ``dataset``/``split``; ``limit`` > 0 takes a seeded (seed 0) random
+    subset of that many samples. Returns the result dict printed by ``snnzoo eval``."""
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    runner = load_runner(model, dev)
+    ds = open_dataset(dataset, data_root, split)
+    idx = subset_indices(len(ds), limit, 0)
+    frames = load_frames(ds, runner.config["input"], idx, desc=f"reading {dataset}/{split}", progress=progress)
+    classes = list(runner.config["classes"])
+    if len(frames.classes) != len(classes):
+        raise ValueError(f"{dataset} has {len(frames.classes)} classes but the model predicts {len(classes)}")
+    preds = np.empty(len(frames), np.int64)
+    with tqdm(total=len(frames), desc="evaluating", unit="sample", disable=not progress, leave=False) as bar:
+        for start in range(0, len(frames), batch_size):
+            scores = runner(frames.x[start:start + batch_size])
+            preds[start:start + len(scores)] = scores.argmax(1)
+            bar.update(len(scores))
+    y = frames.y.numpy()
+    cm = confusion_matrix(y, preds, len(classes))
+    k, n = int(np.trace(cm)), int(cm.sum())
+    per_class = {c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)}
+    rates = runner.firing_rates()
+    result = {"model": model, "source": runner.source, "dataset": dataset, "split": split, "n": n,
+              "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)), "classes": classes,
+              "per_class": per_class, "per_class_n": {c: int(cm[i].sum()) for i, c in enumerate(classes)},
+              "confusion": cm.tolist(), "firing_rates": rates}
+    if rates is None:
+        result["firing_rates_note"] = ONNX_NO_RATES
+    return result
+
+
+def format_text(r: dict[str, Any]) -> str:
+    """The human-readable report."""
+    lo, hi = r["ci95"]
+    lines = [f"model:    {r['model']} ({r['source']})", f"dataset:  {r['dataset']} / {r['split']}  (n = {r['n']})",
+             f"accuracy: {100 * r['accuracy']:.2f} %  ({r['correct']}/{r['n']}; 95 % CI {100 * lo:.2f}–{100 * hi:.2f} %, "
+             "Wilson)", "", "per-class accuracy:"]
+    width = max(len(c) for c in r["classes"])
+    for c in r["classes"]:
+        acc = r["per_class"][c]
+        lines.append(f"  {c:>{width}}  {'   n/a' if acc is None else f'{100 * acc:6.2f}'} %  (n = {r['per_class_n'][c]})")
+    lines += ["", "confusion matrix (rows: true, columns: predicted):"]
+    cm = np.asarray(r["confusion"])
+    cw = max(4, len(str(cm.max())) + 1)
+    lines.append(" " * (width + 2) + "".join(f"{c[:cw - 1]:>{cw}}" for c in r["classes"]))
+    for c, row in zip(r["classes"], cm):
+        lines.append(f"  {c:>{width}}" + "".join(f"{v:>{cw}d}" for v in row))
+    lines += ["", "mean firing rate per LIF layer:"]
+    if r["firing_rates"] is None:
+        lines.append(f"  {r['firing_rates_note']}")
+    else:
+        lines += [f"  {name:24s} {rate:.4f}" for name, rate in r["firing_rates"].items()]
+    return "\n".join(lines)
