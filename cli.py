@@ -12,6 +12,9 @@ from ._version import __version__
 # name -> "module:attribute" of a click command; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "models": "snnzoo.zoo.registry:models_command",
+    "push": "snnzoo.zoo.hub:push_command",
+    "pull": "snnzoo.zoo.hub:pull_command",
+    "card": "snnzoo.zoo.cards:card_command",
     "train": "snnzoo.zoo.training.cli:train_command",
     "eval": "snnzoo.zoo.training.cli:eval_command",
 }

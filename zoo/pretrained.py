@@ -30,7 +30,7 @@ from .._version import __version__
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 HUB_WEIGHTS = "model.safetensors"
 HUB_CONFIG = "config.json"
-_HUB_KW = {"library_name": "snnzoo", "library_version": __version__}
+HUB_CLIENT_KW = {"library_name": "snnzoo", "library_version": __version__}
 
 
 class PretrainedError(RuntimeError):
@@ -88,7 +88,7 @@ def hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path:
             f"{where}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; fetch it once online with "
             f"`snnzoo pull {repo_id}{'@' + revision if revision else ''}` (or unset HF_HUB_OFFLINE)")
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision, **_HUB_KW))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, **HUB_CLIENT_KW))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PretrainedError(f"{where}: download failed ({type(e).__name__}: {reason})") from e
@@ -130,7 +130,7 @@ def resolve_weights(name: str, weights: dict[str, Any]) -> Path:
         # a stale or damaged cache entry: fetch a fresh copy once, and check it again
         from huggingface_hub import hf_hub_download
 
-        path = Path(hf_hub_download(repo_id, HUB_WEIGHTS, revision=revision, force_download=True, **_HUB_KW))
+        path = Path(hf_hub_download(repo_id, HUB_WEIGHTS, revision=revision, force_download=True, **HUB_CLIENT_KW))
         verify_sha256(path, expected, f"{name} in the registry")
     return path
 
@@ -167,14 +167,17 @@ def build_from_config(cfg: dict[str, Any], **overrides: Any) -> nn.Module:
 
 def load_folder(folder: str | os.PathLike, **overrides: Any) -> nn.Module:
     """Model from a checkpoint/Hub folder (``config.json`` + ``model.safetensors``), its weights
-    checked against ``config["weights"]["sha256"]`` when the config records one."""
+    checked against ``config["weights"]["sha256"]`` when that entry describes this folder's file."""
     folder = Path(folder)
     cfg = read_config(folder / HUB_CONFIG)
     return _load(cfg, folder / HUB_WEIGHTS, str(folder), overrides)
 
 
 def _load(cfg: dict[str, Any], weights: Path, what: str, overrides: dict[str, Any]) -> nn.Module:
-    expected = (cfg.get("weights") or {}).get("sha256")
+    # a Hub folder's config records its own file's hash; a training checkpoint's config may carry
+    # the registry entry of an earlier published file instead (``file`` = "<model>/...")
+    recorded = cfg.get("weights") or {}
+    expected = recorded.get("sha256") if recorded.get("file") == HUB_WEIGHTS else None
     if not weights.is_file():
         raise PretrainedError(f"{weights}: missing")
     if expected:
