@@ -1,0 +1,116 @@
+"""``snnzoo predict``: classify event files with an exported model (ONNX Runtime by default).
+
+Inputs are files, folders (searched recursively for event files) or glob patterns. Each failed
+input prints ``snnzoo: error: FILE: reason`` on stderr and the others are still predicted; the
+exit status is 1 if any input failed, 2 for usage errors.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from .predictor import Prediction, Predictor
+
+
+def expand_inputs(inputs: tuple[str, ...], suffixes: set[str]) -> Iterator[tuple[str, str | None]]:
+    """``(path, None)`` for each file an input names, or ``(input, reason)`` when it names none."""
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            if not files:
+                yield arg, f"no event files ({', '.join(sorted(suffixes))}) in this folder"
+            yield from ((f, None) for f in files)
+        elif not path.exists() and glob.has_magic(arg):
+            files = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
+            if not files:
+                yield arg, "no file matches this pattern"
+            yield from ((f, None) for f in files)
+        else:
+            yield arg, None
+
+
+def _error(message: str) -> None:
+    click.echo(f"snnzoo: error: {message}", err=True)
+
+
+class _Writer:
+    """Writes predictions as they arrive: an aligned table, JSON lines or CSV."""
+
+    def __init__(self, fmt: str, top_k: int, width: int) -> None:
+        self.fmt, self.top_k, self.width = fmt, top_k, max(width, 4)
+        self.csv = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+
+    def header(self) -> None:
+        if self.fmt == "table":
+            click.echo(f"{'file':{self.width}s}  {'class':>8s}  {'score':>6s}  top-{self.top_k}")
+        elif self.fmt == "csv":
+            ranked = [f"top{i}_{c}" for i in range(1, self.top_k + 1) for c in ("label", "class", "score")]
+            self.csv.writerow(["file", "label", "class", "score", "events", *ranked])
+
+    def row(self, r: Prediction) -> None:
+        if self.fmt == "json":
+            click.echo(json.dumps(r.to_dict()))
+        elif self.fmt == "csv":
+            self.csv.writerow([r.file, r.label, r.cls, f"{r.score:.6f}", r.events,
+                               *[v for lab, c, s in r.topk for v in (lab, c, f"{s:.6f}")]])
+        else:
+            ranked = "  ".join(f"{c}:{s:.3f}" for _, c, s in r.topk)
+            click.echo(f"{r.file:{self.width}s}  {r.cls:>8s}  {r.score:6.3f}  {ranked}")
+
+
+@click.command("predict")
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE|DIR|GLOB...")
+@click.option("--model", "-m", default=None, metavar="ID|PATH.onnx|CHECKPOINT_DIR",
+              help="Registry id, exported .onnx file or checkpoint folder [default: the bundled "
+                   "N-MNIST model].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="cuda fails loudly when the backend cannot run on CUDA.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime",
+              show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per inference call (batches span files).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="json: one object per line.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Threads reading and binning files [default: min(4, CPUs)].")
+def predict_command(inputs: tuple[str, ...], model: str | None, device: str, backend: str,
+                    batch_size: int, top_k: int, fmt: str, workers: int | None) -> None:
+    """Classify event recordings (.npy, .npz, .bin, .bs2, .aedat, .aedat4, .raw, .dat)."""
+    from .readers import EXTENSIONS
+
+    targets = list(expand_inputs(inputs, set(EXTENSIONS)))
+    failed = False
+    for arg, reason in targets:
+        if reason is not None:
+            _error(f"{arg}: {reason}")
+            failed = True
+    files = [arg for arg, reason in targets if reason is None]
+    if files:
+        try:
+            predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
+                                  workers=workers, top_k=top_k)
+        except Exception as e:  # model/device problems: one line, no traceback
+            _error(" ".join(str(e).split()) or type(e).__name__)
+            sys.exit(1)
+        writer = _Writer(fmt, predictor.top_k, max(len(f) for f in files))
+        writer.header()
+        results = predictor.predict_files(files)
+        if sys.stderr.isatty() and len(files) > batch_size:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(files), unit="file", leave=False)
+        for r in results:
+            if r.ok:
+                writer.row(r)
+            else:
+                _error(f"{r.file}: {r.error}")
+                failed = True
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,232 @@
+"""`Predictor`: batch inference on event files, the Python API behind ``snnzoo predict``.
+
+Pipeline: a thread pool reads, validates and (for ONNX Runtime) bins files while the session runs
+the previous batch; batches are formed across files and results come back in input order. A file
+that cannot be read, or whose sensor differs from the model's, yields a :class:`Prediction` with
+``error`` set; the other files are still predicted.
+
+Scores are the voting layer's class rates in [0, 1]; ties rank the lower class index first.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .binning import bin_from_spec
+from .errors import EventFileError
+from .events import validate_events
+from .models import ModelError, ModelRef, onnx_path, resolve
+from .readers import read_events
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know about a model: its classes and its event input."""
+
+    name: str
+    classes: list[str]
+    sensor_size: tuple[int, int, int]
+    binning: dict[str, Any]
+    time_steps: int
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], name: str | None = None) -> "ModelInfo":
+        """From a zoo config (``net.config`` / ``config.json``)."""
+        inp = cfg["input"]
+        name = name or cfg.get("name", "model")
+        if inp.get("kind") != "events":
+            raise ModelError(f"{name} takes {inp.get('kind')} input; predict runs event-stream models")
+        return cls(name, list(cfg["classes"]), tuple(int(v) for v in inp["sensor_size"]),
+                   dict(inp["binning"]), int(inp["time_steps"]))
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], name: str) -> "ModelInfo":
+        """From an exported ONNX file's decoded metadata (:mod:`snnzoo.runtime.onnx_metadata`)."""
+        if "classes" not in meta or "input_kind" not in meta:
+            raise ModelError(f"{name}: the ONNX file has no snnzoo metadata (classes, input spec); "
+                             "export it with `snnzoo export`")
+        if meta.get("streaming"):
+            raise ModelError(f"{name}: a streaming (one-step) graph; predict needs the unrolled export")
+        if meta["input_kind"] != "events":
+            raise ModelError(f"{name} takes {meta['input_kind']} input; predict runs event-stream models")
+        return cls(meta.get("model_id", name), list(meta["classes"]),
+                   tuple(int(v) for v in meta["sensor_size"]), dict(meta["binning"]),
+                   int(meta["time_steps"]))
+
+
+@dataclass
+class Prediction:
+    """One file's result. ``topk`` holds ``(label, class, score)`` triples, best first."""
+
+    file: str
+    label: int | None = None
+    cls: str | None = None
+    score: float | None = None
+    topk: list[tuple[int, str, float]] = field(default_factory=list)
+    events: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "label": self.label, "class": self.cls, "score": self.score,
+                "topk": [{"label": lab, "class": c, "score": s} for lab, c, s in self.topk],
+                "events": self.events}
+
+
+class OrtBackend:
+    """ONNX Runtime: binning on the host (numpy), the batch on CPU or through I/O binding on CUDA."""
+
+    bins_on_host = True
+
+    def __init__(self, ref: ModelRef, device: str, threads: int | None = None) -> None:
+        from .onnx_metadata import read_metadata
+        from .ort_session import OrtSession
+
+        self.session = OrtSession(onnx_path(ref), device, threads)
+        self.device = self.session.device
+        self.info = ModelInfo.from_metadata(read_metadata(self.session.session), ref.name)
+
+    def scores(self, frames: np.ndarray) -> np.ndarray:
+        return self.session.run(frames)
+
+
+class Predictor:
+    """Batch predictions from an event model.
+
+    Args:
+        model: ``None`` (the bundled default), a registry id, a checkpoint folder or an ``.onnx``
+            file (see :mod:`snnzoo.runtime.models`).
+        backend: ``"onnxruntime"`` (imports neither torch nor ``snnzoo.zoo``) or ``"torch"``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (an error if CUDA is asked for and unusable).
+        batch_size: samples per inference call, formed across files.
+        workers: reader/binner threads (default ``min(4, cpu_count)``).
+        top_k: how many ranked classes each :class:`Prediction` keeps.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = "onnxruntime",
+                 device: str = "auto", batch_size: int = 64, workers: int | None = None,
+                 top_k: int = 5) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be ≥ 1")
+        ref = resolve(model)
+        if backend == "onnxruntime":
+            self.backend = OrtBackend(ref, device)
+        elif backend == "torch":
+            from .torch_backend import TorchBackend
+
+            self.backend = TorchBackend(ref, device, batch_size)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; use onnxruntime or torch")
+        self.info: ModelInfo = self.backend.info
+        self.device: str = self.backend.device
+        self.batch_size = batch_size
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.top_k = max(1, min(top_k, len(self.info.classes)))
+
+    # ---- arrays ---------------------------------------------------------------------------
+    def predict_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Class scores ``[B, classes]`` for binned frames ``[B, T, P, H, W]`` (or one ``[T, P, H, W]``)."""
+        frames = np.asarray(frames, dtype=np.float32)
+        single = frames.ndim == 4
+        if single:
+            frames = frames[None]
+        t, p, h, w = frames.shape[1:]
+        ds = self.info.binning.get("downsample", 1)
+        want = (self.info.time_steps, self.info.sensor_size[2],
+                self.info.sensor_size[1] // ds, self.info.sensor_size[0] // ds)
+        if (t, p, h, w) != want:
+            raise ValueError(f"frames of shape [B, {t}, {p}, {h}, {w}] do not fit {self.info.name}, "
+                             f"which takes [B, {', '.join(map(str, want))}]")
+        out = np.concatenate([self.backend.scores(frames[i:i + self.batch_size])
+                              for i in range(0, len(frames), self.batch_size)])
+        return out[0] if single else out
+
+    def bin(self, events: np.ndarray) -> np.ndarray:
+        """Frames ``[T, P, H, W]`` of one stream with the model's binning spec."""
+        return bin_from_spec(events, self.info.sensor_size, self.info.binning)
+
+    def predict_events(self, events: np.ndarray, name: str = "<events>") -> Prediction:
+        """Predict one in-memory stream (structured array x, y, t, p on the model's sensor)."""
+        events = validate_events(events, self.info.sensor_size, name)
+        return self._rank(name, self.predict_frames(self.bin(events)), len(events))
+
+    # ---- files ----------------------------------------------------------------------------
+    def predict_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Prediction]:
+        """Predictions for ``paths``, in order; failures come back with ``error`` set."""
+        paths = iter(paths)
+        ahead = 2 * self.batch_size + self.workers
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="snnzoo-read") as pool:
+            inflight: deque = deque()
+            done: list[tuple[str, Any, int, str | None]] = []
+
+            def refill() -> None:
+                while len(inflight) < ahead:
+                    path = next(paths, None)
+                    if path is None:
+                        return
+                    inflight.append((os.fspath(path), pool.submit(self._load, path)))
+
+            refill()
+            while inflight:
+                path, fut = inflight.popleft()
+                refill()
+                try:
+                    item, n = fut.result()
+                    done.append((path, item, n, None))
+                except Exception as e:  # each file's failure is its own result
+                    done.append((path, None, 0, _reason(path, e)))
+                if sum(d[3] is None for d in done) == self.batch_size or not inflight:
+                    yield from self._run(done)
+                    done = []
+
+    def _load(self, path: str | os.PathLike) -> tuple[Any, int]:
+        events, sensor, _ = read_events(path, sensor_size=self.info.sensor_size)
+        check_sensor(os.fspath(path), sensor, self.info.sensor_size)
+        return (self.bin(events) if self.backend.bins_on_host else events), len(events)
+
+    def _run(self, done: list[tuple[str, Any, int, str | None]]) -> Iterator[Prediction]:
+        items = [d[1] for d in done if d[3] is None]
+        scores = None
+        if items:
+            scores = (self.backend.scores(np.stack(items)) if self.backend.bins_on_host
+                      else self.backend.scores_events(items))
+        i = 0
+        for path, _, n, err in done:
+            if err is not None:
+                yield Prediction(path, error=err)
+            else:
+                yield self._rank(path, scores[i], n)
+                i += 1
+
+    def _rank(self, path: str, scores: np.ndarray, n_events: int) -> Prediction:
+        order = np.argsort(-scores, kind="stable")[: self.top_k]
+        topk = [(int(j), self.info.classes[j], round(float(scores[j]), 6)) for j in order]
+        lab, cls, score = topk[0]
+        return Prediction(path, lab, cls, score, topk, n_events)
+
+
+def check_sensor(path: str, sensor: tuple[int, int, int], model_sensor: tuple[int, int, int]) -> None:
+    """Refuse a stream recorded on another sensor than the model's (never crop silently).
+
+    ``read_events(path, sensor_size=model_sensor)`` gives files that do not state their sensor
+    (``.npy``) the model's and checks every event lies on it; a stated sensor must be equal."""
+    if tuple(sensor) != tuple(model_sensor):
+        (w, h, p), (mw, mh, mp) = sensor, model_sensor
+        raise EventFileError(path, f"sensor {w}x{h}x{p} (W x H x polarities) does not match the "
+                                   f"model's {mw}x{mh}x{mp}")
+
+
+def _reason(path: str, e: Exception) -> str:
+    """The one-line reason of a failure, without repeating the path."""
+    text = str(e) or type(e).__name__
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text.splitlines()[0]
