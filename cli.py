@@ -12,6 +12,7 @@ from ._version import __version__
 # name -> "module:attribute" of a click command; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "models": "snnzoo.zoo.registry:models_command",
+    "export": "snnzoo.export.cli:export_command",
     "predict": "snnzoo.runtime.predict:predict_command",
     "bench": "snnzoo.runtime.bench:bench_command",
     "push": "snnzoo.zoo.hub:push_command",

@@ -1,0 +1,128 @@
+"""``snnzoo export MODEL -o FILE``: a registry model or a checkpoint folder to ONNX or NIR."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import numpy as np
+
+
+class ExportError(Exception):
+    """A user-facing failure: ``snnzoo: error: <message>``."""
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"snnzoo: error: {message}", err=True)
+    sys.exit(1)
+
+
+def load_model(spec: str, pretrained: bool | None):
+    """A registry name, ``hf-hub:org/name`` or checkpoint folder → ``(model, weights provenance)``."""
+    from ..zoo.pretrained import PretrainedError, load_folder, sha256_file
+    from ..zoo.registry import create_model, get_pretrained_cfg, list_models
+
+    try:
+        if Path(spec).is_dir():
+            weights = Path(spec) / "model.safetensors"
+            model = load_folder(spec)
+            return model, {"source": "checkpoint", "path": Path(spec).resolve().name,
+                           "file": weights.name, "sha256": sha256_file(weights)}
+        if spec.startswith("hf-hub:"):
+            return create_model(spec), {"source": "hf-hub", "id": spec[len("hf-hub:"):]}
+        if spec not in list_models():
+            raise ExportError(f"{spec}: neither a checkpoint folder nor a registered model "
+                              f"(known: {', '.join(list_models())})")
+        published = spec in list_models(pretrained=True)
+        if pretrained is None and not published:
+            raise ExportError(f"{spec}: no published weights; pass --no-pretrained to export "
+                              "a randomly initialised model")
+        if pretrained is False:
+            return create_model(spec), {"source": "random-init"}
+        model = create_model(spec, pretrained=True)
+        return model, {"source": "registry", **get_pretrained_cfg(spec)["weights"]}
+    except PretrainedError as e:
+        raise ExportError(str(e)) from None
+
+
+def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, str]:
+    from ..runtime.errors import EventFileError
+    from ..runtime.readers import read_events
+    from .onnx import example_input
+    from .verify import event_inputs
+
+    if not files:
+        return example_input(net, batch=count).numpy(), f"{count} random inputs"
+    if net.encoding:
+        raise ExportError(f"{files[0]}: --check-data takes event files; {net.config['name']} takes images")
+    recordings = []
+    sensor = tuple(net.config["input"]["sensor_size"])
+    for f in files:
+        try:
+            events, size, _ = read_events(f, sensor_size=sensor)
+        except EventFileError as e:
+            raise ExportError(str(e)) from None
+        if tuple(size) != sensor:
+            raise ExportError(f"{f}: sensor size {tuple(size)} does not match the model's {sensor}")
+        recordings.append((events, size))
+    return event_inputs(recordings, net.config), f"{len(files)} recordings"
+
+
+@click.command("export")
+@click.argument("model")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write (.onnx, or .nir with --format nir).")
+@click.option("--time-steps", "-T", type=click.IntRange(min=1), help="Time steps T (default: the model's).")
+@click.option("--opset", type=click.IntRange(min=18), help="ONNX opset (default: the exporter's).")
+@click.option("--check", is_flag=True, help="Verify the file against PyTorch (checker + ONNX Runtime).")
+@click.option("--check-data", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Event files for --check (any format `snnzoo predict` reads); default: random inputs.")
+@click.option("--streaming", is_flag=True, help="One-time-step graph with explicit state (ONNX).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "nir"]), default="onnx", show_default=True)
+@click.option("--pretrained/--no-pretrained", default=None,
+              help="Load the published weights (default: required for registry models).")
+def export_command(model: str, output: Path, time_steps: int | None, opset: int | None, check: bool,
+                   check_data: tuple[str, ...], streaming: bool, fmt: str, pretrained: bool | None) -> None:
+    """Export MODEL (a registry name or a checkpoint folder) to a self-describing ONNX file
+    (time loop unrolled, dynamic batch) or a NIR graph."""
+    if fmt == "nir" and (streaming or opset or check):
+        _fail("--streaming, --opset and --check apply to --format onnx only")
+    try:
+        net, weights = load_model(model, pretrained)
+        start = time.perf_counter()
+        if fmt == "nir":
+            from .nir import export_nir
+
+            export_nir(net, output, time_steps=time_steps)
+            click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+            return
+        from .onnx import export_onnx, prepare
+
+        export_onnx(net, output, time_steps=time_steps, opset=opset, streaming=streaming, weights=weights)
+    except ExportError as e:
+        _fail(str(e))
+    except ValueError as e:
+        _fail(f"{model}: {e}")
+    except OSError as e:
+        _fail(f"{output}: {e.strerror or e}")
+    import onnx
+
+    nodes = len(onnx.load(str(output), load_external_data=False).graph.node)
+    click.echo(f"wrote {output} ({nodes} nodes, {output.stat().st_size / 1e6:.1f} MB) "
+               f"in {time.perf_counter() - start:.1f} s")
+    if check:
+        from .verify import verify_onnx
+
+        try:
+            inputs, what = _check_inputs(prepare(net, time_steps), check_data, count=16)
+        except ExportError as e:
+            _fail(str(e))
+        r = verify_onnx(output, net, inputs)
+        click.echo(f"check ({what}): onnx.checker ok; top-1 {r['top1_agree_unique']}/{r['top1_unique']} "
+                   f"(unique); max |Δscore| {r['max_abs_diff']:.2e}; flip rate {r['flip_rate']:.2e} "
+                   f"({r['vote_flips']} of {r['voting_spikes']} voting spikes) -> "
+                   f"{'passed' if r['passed'] else 'FAILED'}")
+        if not r["passed"]:
+            _fail(f"{output}: ONNX Runtime and PyTorch disagree beyond the tolerance {r['tolerance']}")
