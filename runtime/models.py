@@ -10,7 +10,7 @@
 
 A checkpoint is exported to ONNX once and kept in the user cache
 (``$SNNZOO_CACHE``, else ``$XDG_CACHE_HOME/snnzoo``, else ``~/.cache/snnzoo``) under
-``onnx/<name>-<sha256(weights, config)[:16]>-<snnzoo version>.onnx``; later runs load that file.
+``onnx/<folder name>-<sha256(weights, config)[:16]>-<snnzoo version>.onnx``; later runs load that file.
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def cached_onnx_path(ref: ModelRef) -> Path:
     assert ref.checkpoint is not None
     key = hashlib.sha256((sha256_file(ref.checkpoint / WEIGHTS_FILE)
                           + sha256_file(ref.checkpoint / CONFIG_FILE)).encode()).hexdigest()
-    return cache_dir() / "onnx" / f"{_slug(ref.name)}-{key[:16]}-{__version__}.onnx"
+    return cache_dir() / "onnx" / f"{_slug(ref.checkpoint.name)}-{key[:16]}-{__version__}.onnx"
 
 
 def _slug(name: str) -> str:

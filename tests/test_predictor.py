@@ -28,13 +28,14 @@ def runtime_env(tmp_path_factory):
 
     from snnzoo import create_model
 
-    base = tmp_path_factory.getbasetemp() / "runtime"
+    base = tmp_path_factory.getbasetemp() / "runtime"  # shared by the modules importing this fixture
     ckpt, cache = base / "nmnist_compact_ckpt", base / "cache"
-    ckpt.mkdir(parents=True)
-    torch.manual_seed(0)
-    net = create_model("nmnist_compact")
-    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(ckpt / "model.safetensors"))
-    (ckpt / "config.json").write_text(json.dumps(net.config, indent=1))
+    if not models.is_checkpoint(ckpt):
+        ckpt.mkdir(parents=True)
+        torch.manual_seed(0)
+        net = create_model("nmnist_compact")
+        save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(ckpt / "model.safetensors"))
+        (ckpt / "config.json").write_text(json.dumps(net.config, indent=1))
     mp = pytest.MonkeyPatch()
     mp.setenv("SNNZOO_CACHE", str(cache))
     onnx = models.onnx_path(models.resolve(ckpt))  # the one export of this session
