@@ -32,6 +32,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -120,9 +121,9 @@ class HubTestServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def corrupt(self, repo_id: str, path: str) -> None:
-        """Serve ``path`` of ``repo_id`` with its last byte's low bit flipped from now on."""
-        self._corrupt.add((repo_id, path))
+    def corrupt(self, repo_id: str, path: str, enabled: bool = True) -> None:
+        """Serve ``path`` of ``repo_id`` with its last byte's low bit flipped (or intact again)."""
+        (self._corrupt.add if enabled else self._corrupt.discard)((repo_id, path))
 
     # ---- request handling (called from handler threads, under the lock) -----------------
     def authorised(self, headers: Any) -> bool:
@@ -195,8 +196,7 @@ class HubTestServer:
             return self._info(self._repo(unquote(m["repo"]), auth), "main")
         m = re.fullmatch(rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<file>.+)", path)
         if m and method in ("GET", "HEAD"):
-            return self._resolve(self._repo(unquote(m["repo"]), auth), unquote(m["rev"]), unquote(m["file"]),
-                                 head=method == "HEAD")
+            return self._resolve(self._repo(unquote(m["repo"]), auth), unquote(m["rev"]), unquote(m["file"]))
         raise HubError(404, f"{method} {path}: not implemented by the Hub test double")
 
     def _create_repo(self, payload: dict) -> tuple[int, dict, bytes]:
@@ -291,17 +291,41 @@ class HubTestServer:
                 entries[p] = {"type": "file", "oid": git_blob_sha1(files[p]), "size": len(files[p]), "path": p}
         return _json(list(entries.values()))
 
-    def _resolve(self, repo: Repo, rev: str, path: str, head: bool) -> tuple[int, dict, bytes]:
+    def _resolve(self, repo: Repo, rev: str, path: str) -> tuple[int, dict, bytes]:
         sha = self._rev(repo, rev)
         files = repo.commits[sha].files
         if path not in files:
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
         data = files[path]
         hdrs = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha1(data)}"',
-                "Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+                "Content-Type": "application/octet-stream"}
         if (repo.repo_id, path) in self._corrupt:
             data = data[:-1] + bytes([data[-1] ^ 1])
-        return 200, hdrs, b"" if head else data
+        return 200, hdrs, data
+
+
+def point_client_at(monkeypatch: Any, url: str | None, home: Path, token: str | None = None,
+                    offline: bool = False) -> None:
+    """Make huggingface_hub in this process behave as if started with ``HF_ENDPOINT=url``,
+    ``HF_HOME=home``, ``HF_TOKEN=token`` and ``HF_HUB_OFFLINE`` (it reads them at import, so
+    its ``constants`` are patched as well as the environment); ``monkeypatch`` undoes it."""
+    from huggingface_hub import constants
+
+    env = {"HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_OFFLINE": "1" if offline else "0", "HF_ENDPOINT": url, "HF_TOKEN": token}
+    for key, value in env.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    if url is not None:
+        monkeypatch.setattr(constants, "ENDPOINT", url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 def _json(obj: Any) -> tuple[int, dict, bytes]:
@@ -338,13 +362,12 @@ def _handler_for(server: HubTestServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             else:
                 status, headers, payload = server.handle(method, self.path, self.headers, body)
-            length = headers.pop("Content-Length", len(payload))
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(length))
+            self.send_header("Content-Length", str(len(payload)))  # for HEAD: what GET would send
             self.end_headers()
-            if payload:
+            if payload and method != "HEAD":
                 self.wfile.write(payload)
 
         def do_GET(self) -> None:

@@ -29,8 +29,8 @@ import click
 from torch import nn
 
 from .._version import __version__
-from .cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, generate_card, load_card_inputs,
-                    read_json, render_card)
+from .cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
+                    registry_config, render_card)
 from .pretrained import (HUB_CONFIG, HUB_WEIGHTS, PretrainedError, HUB_CLIENT_KW, hub_offline, load_folder,
                          load_weights, parse_hub_spec, read_config, resolve_weights, sha256_file, verify_sha256)
 
@@ -64,19 +64,23 @@ def _as_evaluations(eval_results: dict | list[dict] | None) -> list[tuple[dict, 
 
 
 def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str | Path,
-                     eval_results: dict | list[dict] | None = None, onnx: bool = True,
-                     cards_dir: str | Path = DEFAULT_CARDS_DIR) -> Path:
+                     eval_results: dict | list[dict] | None = None, card_dir: str | Path | None = None,
+                     repo_id: str | None = None, onnx: bool = True) -> Path:
     """Write the Hub folder of a model to ``out_dir`` and return it.
 
     ``model_or_checkpoint``: a built model (with ``.config``), a checkpoint folder
     (``config.json`` + ``model.safetensors``, as training writes) or a registry name with
-    published weights. ``eval_results``: eval JSON object(s) as ``snnzoo eval --format json``
-    prints them; for a registry name with a card folder the card's own records are used.
+    published weights. The card's numbers come from ``eval_results`` (eval JSON object(s) as
+    ``snnzoo eval --format json`` prints them) or from ``card_dir`` (``card.json`` + its eval
+    files); a registry name defaults to its ``model_cards/<name>/`` folder, giving the same
+    README as ``snnzoo card``. ``repo_id`` is named in the card's usage snippet.
     """
+    if eval_results is not None and card_dir is not None:
+        raise CardError(f"{card_dir}: give eval results or a card folder, not both")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     src = model_or_checkpoint
-    card_text, card_inputs = None, None
+    card_cfg = None  # the registry config a registry model's card is rendered from
     if isinstance(src, nn.Module):
         if not isinstance(getattr(src, "config", None), dict):
             raise PretrainedError("model has no .config; build it with snnzoo.create_model")
@@ -93,32 +97,37 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
 
         name = str(src)
         if name not in list_models(pretrained=True):
-            raise PretrainedError(f"{name}: not a checkpoint folder nor a registry model with published weights")
+            raise PretrainedError(f"{name}: neither a checkpoint folder nor a registry model with published weights")
         model = create_model(name)
-        cfg = copy.deepcopy(model.config)
+        cfg, card_cfg = copy.deepcopy(model.config), registry_config(name)
         weights = resolve_weights(name, cfg["weights"])
         load_weights(model, weights, name)
         shutil.copyfile(weights, out / HUB_WEIGHTS)
-        card_dir = Path(cards_dir) / name
-        if eval_results is None and (card_dir / PROVENANCE_FILE).is_file():
-            card_text = generate_card(name, cards_dir)
-            card_inputs = card_dir
+        default = DEFAULT_CARDS_DIR / name
+        if eval_results is None and card_dir is None and (default / PROVENANCE_FILE).is_file():
+            card_dir = default
     sha = sha256_file(out / HUB_WEIGHTS)
     cfg["weights"] = {"file": HUB_WEIGHTS, "sha256": sha, "dtype": "float16"}
     cfg["snnzoo_version"] = __version__
-    (out / HUB_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
 
-    if card_inputs is not None:
-        facts, evaluations = load_card_inputs(card_inputs)
-        for name in [PROVENANCE_FILE, *(e["file"] for e, _ in evaluations)]:
-            shutil.copyfile(card_inputs / name, out / name)
+    facts = None
+    if card_dir is not None:
+        card_dir = Path(card_dir)
+        facts, evaluations = load_card_inputs(card_dir)
+        if facts["model"] != cfg["name"]:
+            raise CardError(f"{card_dir / PROVENANCE_FILE}: describes {facts['model']}, not {cfg['name']}")
+        for f in [PROVENANCE_FILE, *(e["file"] for e, _ in evaluations)]:
+            shutil.copyfile(card_dir / f, out / f)
+        if "training" not in cfg:
+            cfg["training"] = facts["recipe"]
     else:
         evaluations = _as_evaluations(eval_results)
         for entry, result in evaluations:
             (out / entry["file"]).write_text(json.dumps(result, indent=2) + "\n")
-        num_params = sum(p.numel() for p in model.parameters())
-        card_text = render_card(cfg, evaluations, None, num_params)
-    (out / HUB_CARD).write_text(card_text)
+    (out / HUB_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+    num_params = sum(p.numel() for p in model.parameters())
+    text = render_card(card_cfg or cfg, evaluations, facts, num_params, hub_id=None if card_cfg else repo_id)
+    (out / HUB_CARD).write_text(text)
     if onnx:
         _export_onnx(model, out / HUB_ONNX, sha)
     elif (out / HUB_ONNX).exists():
@@ -145,13 +154,14 @@ def verify_hub_folder(folder: str | Path) -> dict[str, Any]:
 
 def push(model_or_folder: nn.Module | str | Path, repo_id: str, private: bool = False,
          revision: str | None = None, commit_message: str | None = None,
-         eval_results: dict | list[dict] | None = None, onnx: bool = True,
-         folder: str | Path | None = None, dry_run: bool = False) -> str:
+         eval_results: dict | list[dict] | None = None, card_dir: str | Path | None = None,
+         onnx: bool = True, folder: str | Path | None = None, dry_run: bool = False) -> str:
     """Build (unless given a built Hub folder), verify and upload a checkpoint to ``repo_id``.
 
-    ``revision``: a branch, created from ``main`` if new. ``folder`` keeps the built folder
-    there; ``dry_run`` stops after building and verifying. Returns the commit URL (or, for a
-    dry run, the folder path).
+    ``create_repo`` (kept if it exists) then ``upload_folder``. ``revision``: a branch, created
+    from ``main`` if new. ``eval_results``/``card_dir``: as in :func:`build_hub_folder`.
+    ``folder`` keeps the built folder there; ``dry_run`` stops after building and verifying.
+    Returns the commit URL (or, for a dry run, the folder path).
     """
     parse_hub_spec(repo_id)
     with tempfile.TemporaryDirectory(prefix="snnzoo-push-") as tmp:
@@ -159,7 +169,8 @@ def push(model_or_folder: nn.Module | str | Path, repo_id: str, private: bool = 
         if not isinstance(src, nn.Module) and Path(src).is_dir() and is_hub_folder(Path(src)):
             hub_dir = Path(src)
         else:
-            hub_dir = build_hub_folder(src, folder or tmp, eval_results=eval_results, onnx=onnx)
+            hub_dir = build_hub_folder(src, folder or tmp, eval_results=eval_results, card_dir=card_dir,
+                                       repo_id=repo_id, onnx=onnx)
         cfg = verify_hub_folder(hub_dir)
         if dry_run:
             return str(hub_dir)
@@ -221,19 +232,22 @@ def _first_line(e: BaseException) -> str:
 @click.option("--message", default=None, help="Commit message.")
 @click.option("--eval", "eval_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Eval JSON (`snnzoo eval --format json`) to put in the card; repeatable.")
+@click.option("--card-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with card.json and its eval files (default for a registry model: model_cards/MODEL).")
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Build the Hub folder here and keep it.")
 @click.option("--no-onnx", is_flag=True, help="Do not export model.onnx.")
 @click.option("--dry-run", is_flag=True, help="Build and verify the folder; upload nothing.")
 def push_command(model: str, repo_id: str, private: bool, revision: str | None, message: str | None,
-                 eval_files: tuple[Path, ...], folder: Path | None, no_onnx: bool, dry_run: bool) -> None:
+                 eval_files: tuple[Path, ...], card_dir: Path | None, folder: Path | None, no_onnx: bool,
+                 dry_run: bool) -> None:
     """Publish MODEL (registry name, checkpoint folder or built Hub folder) to the Hub.
 
     The token comes from HF_TOKEN or `hf auth login`; it is never printed."""
     try:
         evals = [read_json(p) for p in eval_files] or None
         out = push(model, repo_id, private=private, revision=revision, commit_message=message,
-                   eval_results=evals, onnx=not no_onnx, folder=folder, dry_run=dry_run)
+                   eval_results=evals, card_dir=card_dir, onnx=not no_onnx, folder=folder, dry_run=dry_run)
     except _errors() as e:
         _fail(_first_line(e))
     click.echo(out)

@@ -150,6 +150,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint's ``config.json``, checked for the keys a model is built from."""
     try:
         cfg = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PretrainedError(f"{path}: missing (a checkpoint folder holds {HUB_CONFIG} and {HUB_WEIGHTS})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PretrainedError(f"{path}: unreadable config ({e})") from e
     missing = [k for k in ("name", "arch", "model", "input", "classes") if not isinstance(cfg, dict) or k not in cfg]

@@ -1,0 +1,116 @@
+"""Model cards are generated from recorded evals: shipped cards are current and their numbers
+equal the eval JSON; the generator and `snnzoo card` on a synthetic card folder."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from huggingface_hub import ModelCard
+from test_pretrained import NAME, register, tiny_cfg
+
+from snnzoo.zoo import cards, registry
+
+SHIPPED = registry.list_models(pretrained=True)
+
+
+def write_card_inputs(card_dir: Path, result: dict) -> None:
+    card_dir.mkdir(parents=True, exist_ok=True)
+    (card_dir / "eval.json").write_text(json.dumps(result))
+    (card_dir / "card.json").write_text(json.dumps({
+        "model": NAME, "intended_use": "Tests of the card generator.",
+        "training_data": "Nothing: random initialisation.", "datasets": ["nmnist"],
+        "recipe": "SGD, 2 epochs", "compute": "none", "commands": {"train": "snnzoo train tiny"},
+        "checkpoint_selection": "last epoch", "limitations": ["Not a trained model."],
+        "evaluations": [{"file": "eval.json", "name": "N-MNIST test", "split": "test",
+                         "command": "snnzoo eval tiny_events --dataset nmnist --format json"}]}))
+
+
+def recorded_numbers(card_dir: Path) -> list[float]:
+    facts = json.loads((card_dir / "card.json").read_text())
+    return [json.loads((card_dir / e["file"]).read_text())["accuracy"] for e in facts["evaluations"]]
+
+
+def card_numbers(text: str) -> list[float]:
+    return [r.metric_value for r in ModelCard(text).data.eval_results]
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_shipped_checkpoint_has_a_current_card(model_id):
+    card_dir = cards.DEFAULT_CARDS_DIR / model_id
+    readme = card_dir / "README.md"
+    assert readme.is_file(), f"{readme}: missing; write card.json + eval.json and run `snnzoo card {model_id}`"
+    text = readme.read_text()
+    assert card_numbers(text) == recorded_numbers(card_dir)
+    assert cards.generate_card(model_id) == text, f"{readme}: out of date; run `snnzoo card {model_id}`"
+
+
+def test_every_card_folder_is_a_shipped_checkpoint():
+    folders = sorted(p.name for p in cards.DEFAULT_CARDS_DIR.iterdir() if p.is_dir()) \
+        if cards.DEFAULT_CARDS_DIR.is_dir() else []
+    assert set(folders) <= set(SHIPPED), "card folders for models without weights in the registry"
+
+
+@pytest.fixture
+def card_dir(tmp_path, monkeypatch):
+    register(monkeypatch, tiny_cfg({"file": f"{NAME}/model.safetensors", "sha256": "ab" * 32, "hf_hub_id": "org/tiny"}))
+    d = tmp_path / "cards" / NAME
+    write_card_inputs(d, {"model": NAME, "dataset": "nmnist", "split": "test", "n": 1000, "correct": 991,
+                          "accuracy": 0.991, "ci95": [0.98297, 0.99526], "per_class": {"0": 1.0, "1": 0.98},
+                          "per_class_n": {"0": 98, "1": 113}})
+    return d
+
+
+def test_card_command_writes_checks_and_matches_eval(card_dir):
+    run = CliRunner().invoke
+    r = run(cards.card_command, [NAME, "--cards-dir", str(card_dir.parent)])
+    assert r.exit_code == 0, r.output
+    text = (card_dir / "README.md").read_text()
+    assert card_numbers(text) == recorded_numbers(card_dir) == [0.991]
+    meta = ModelCard(text).data.to_dict()
+    assert meta["library_name"] == "snnzoo" and meta["datasets"] == ["nmnist"]
+    assert meta["model-index"][0]["results"][0]["dataset"]["name"] == "N-MNIST test"
+    for needle in ("99.10 %", "98.30 % – 99.53 %", "n = 1000", "Nothing: random initialisation.", "SGD, 2 epochs",
+                   "snnzoo eval tiny_events --dataset nmnist --format json", "- Not a trained model.",
+                   "sha256 `" + "ab" * 32 + "`", "24,912 parameters", "| 1 | 113 | 98.00 % |",
+                   'create_model("tiny_events", pretrained=True)', 'create_model("hf-hub:org/tiny")'):
+        assert needle in text, needle
+    assert run(cards.card_command, [NAME, "--cards-dir", str(card_dir.parent), "--check"]).exit_code == 0
+    # regenerating reproduces the file byte for byte; a hand edit is caught
+    assert cards.generate_card(NAME, card_dir.parent) == text
+    (card_dir / "README.md").write_text(text.replace("99.10 %", "99.50 %"))
+    r = run(cards.card_command, [NAME, "--cards-dir", str(card_dir.parent), "--check"])
+    assert r.exit_code == 1 and "README.md: out of date; run `snnzoo card tiny_events`" in r.output
+    # a new measurement changes the card's numbers
+    result = json.loads((card_dir / "eval.json").read_text())
+    (card_dir / "eval.json").write_text(json.dumps({**result, "accuracy": 0.5, "ci95": [0.4, 0.6]}))
+    assert card_numbers(cards.generate_card(NAME, card_dir.parent)) == [0.5]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c, e: c.pop("training_data"), "card.json: missing training_data"),
+    (lambda c, e: e.update(accuracy=99.1), "eval.json: accuracy and ci95 must be fractions in [0, 1], got 99.1"),
+    (lambda c, e: e.pop("n"), "eval.json: missing n"),
+    (lambda c, e: e.update(ci95=0.01), "eval.json: ci95 must be [low, high]"),
+    (lambda c, e: e.update(classes=["a", "b"]), "eval.json: its classes differ from tiny_events's"),
+    (lambda c, e: c["evaluations"][0].pop("command"), "each evaluation needs a file and the command"),
+    (lambda c, e: c.update(model="other"), "card.json: describes other, not tiny_events"),
+])
+def test_bad_card_inputs_fail_with_the_file_named(card_dir, edit, message):
+    facts = json.loads((card_dir / "card.json").read_text())
+    result = json.loads((card_dir / "eval.json").read_text())
+    edit(facts, result)
+    (card_dir / "card.json").write_text(json.dumps(facts))
+    (card_dir / "eval.json").write_text(json.dumps(result))
+    with pytest.raises(cards.CardError, match=re.escape(message)):
+        cards.generate_card(NAME, card_dir.parent)
+    r = CliRunner().invoke(cards.card_command, [NAME, "--cards-dir", str(card_dir.parent)])
+    assert r.exit_code == 1 and r.output.startswith("snnzoo: error: ") and "Traceback" not in r.output
+
+
+def test_card_needs_published_weights(card_dir, monkeypatch):
+    register(monkeypatch, tiny_cfg(None))
+    with pytest.raises(cards.CardError, match="tiny_events has no weights"):
+        cards.generate_card(NAME, card_dir.parent)
