@@ -17,7 +17,12 @@ path), ``model_info``/``repo_info``, ``list_repo_tree``, ``hf_hub_download`` and
 
 Because preupload answers ``"regular"`` for every file, the client never starts an LFS or Xet
 transfer: file bytes travel base64-encoded inside the commit, and downloads are plain GETs
-(no ``X-Xet-Hash`` header). Repositories live in memory; one token is valid.
+(no ``X-Xet-Hash`` header). That works on both of the client's upload paths, so no environment
+switch is needed: with hf_xet installed ``upload_folder`` runs its pipelined uploader
+(preupload, then the NDJSON commit; no Xet session is opened for "regular" files), and with
+``HF_HUB_DISABLE_XET=1`` it runs ``create_commit`` (validate-yaml, preupload, commit). The real
+Hub answers "lfs" for weights, and the client then uploads them through Xet itself.
+Repositories live in memory; one token is valid.
 
 Bounded: it binds 127.0.0.1 only, refuses bodies over ``max_body`` bytes and more than
 ``max_repos`` repositories, times idle sockets out, and shuts itself down after ``lifetime_s``
