@@ -1,4 +1,4 @@
-r"""Events → frames ``[T, P, H, W]`` (numpy; no torch).
+r"""Events → frames ``[T, P, H, W]`` (numpy; no torch), one stream or a batch at once.
 
 ``n_time_bins=T``: with ``t0`` the first and ``t1`` the last timestamp and the window
 ``w = max((t1 − t0) // T, 1)`` (integer µs, as tonic), event i goes to bin
@@ -6,50 +6,147 @@ r"""Events → frames ``[T, P, H, W]`` (numpy; no torch).
 except that tonic drops the events with ``t ≥ t0 + T·w`` (the last timestamp among them);
 we keep them in the last bin.
 ``time_window=w``: bin ``(t_i − t0) // w``; the number of bins is ``ceil((t1 − t0 + 1) / w)``
-unless ``n_time_bins`` fixes it (events past it are dropped).
-``mode="binary"`` clamps counts to 1. ``downsample=d`` maps pixel (x, y) to (x // d, y // d).
+unless ``n_time_bins`` fixes it (events past it are dropped). This equals
+``ToFrame(time_window=w, include_incomplete=True)`` except when ``t1 − t0`` is a multiple of
+``w``, where tonic drops the events at ``t1``. In a batch, ``T`` is the largest number of bins
+and shorter streams end with empty frames.
+``mode="binary"`` clamps counts to 1. ``downsample=d`` maps pixel (x, y) to (x // d, y // d)
+on a ``(W // d) × (H // d)`` grid (the last ``W mod d`` columns / ``H mod d`` rows are dropped).
+``P = 1`` merges the polarities. An empty stream gives all-zero frames.
+
+Unlike tonic (which returns all-zero frames for unsorted timestamps) the input is checked:
+timestamps must be integers, sorted within each stream; 0 ≤ x < W, 0 ≤ y < H, 0 ≤ p < P
+(any p when P = 1). Violations raise `EventFileError("events[i]", reason)`.
+The batch is binned with one ``bincount`` over flat indices
+``(((b·T + bin)·P + p)·H' + y')·W' + x'``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from .errors import EventFileError
 
-def bin_events(events: np.ndarray, sensor_size: tuple[int, int, int], n_time_bins: int | None = None,
-               time_window: int | None = None, mode: str = "count", downsample: int = 1) -> np.ndarray:
-    """Bin one stream; returns float32 frames ``[T, P, H // d, W // d]``."""
-    w_s, h_s, p_s = sensor_size
-    h, w = h_s // downsample, w_s // downsample
-    t = events["t"]
+Sensor = tuple[int, int, int]
+
+
+def check_binning_args(sensor_size: Sensor, n_time_bins: int | None, time_window: int | None,
+                       mode: str, downsample: int) -> tuple[int, int, int]:
+    """Validate the binning parameters; returns the output grid ``(P, H // d, W // d)``."""
     if time_window is None and n_time_bins is None:
         raise ValueError("give n_time_bins or time_window")
-    if len(t) == 0:
-        return np.zeros((n_time_bins or 1, p_s, h, w), np.float32)
-    t0 = int(t[0])
-    if time_window is None:
-        window = max((int(t[-1]) - t0) // n_time_bins, 1)
-        steps = n_time_bins
-    else:
-        window = int(time_window)
-        steps = n_time_bins or -(-(int(t[-1]) - t0 + 1) // window)
-    b = (t - t0) // window
-    if time_window is None:
-        np.minimum(b, steps - 1, out=b)
-    keep = b < steps
-    x = events["x"][keep].astype(np.int64) // downsample
-    y = events["y"][keep].astype(np.int64) // downsample
-    p = events["p"][keep].astype(np.int64) if p_s > 1 else np.zeros(int(keep.sum()), np.int64)
-    inside = (x < w) & (y < h)
-    idx = ((b[keep] * p_s + p) * h + y) * w + x
-    frames = np.bincount(idx[inside], minlength=steps * p_s * h * w).astype(np.float32)
-    frames = frames.reshape(steps, p_s, h, w)
-    if mode == "binary":
-        np.minimum(frames, 1.0, out=frames)
-    elif mode != "count":
+    if n_time_bins is not None and int(n_time_bins) < 1:
+        raise ValueError(f"n_time_bins must be ≥ 1, got {n_time_bins}")
+    if time_window is not None and int(time_window) < 1:
+        raise ValueError(f"time_window must be ≥ 1 µs, got {time_window}")
+    if mode not in ("count", "binary"):
         raise ValueError(f"unknown binning mode {mode!r}; use 'count' or 'binary'")
-    return frames
+    w_s, h_s, p_s = (int(v) for v in sensor_size)
+    if int(downsample) < 1 or w_s // downsample < 1 or h_s // downsample < 1:
+        raise ValueError(f"downsample={downsample} does not fit the sensor {w_s}×{h_s}")
+    return p_s, h_s // int(downsample), w_s // int(downsample)
 
 
-def bin_from_spec(events: np.ndarray, sensor_size: tuple[int, int, int], spec: dict) -> np.ndarray:
+_CHUNK_BINS = 1 << 18  # int64 counts per bincount call: they stay in cache
+
+
+def _fields(batch: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Contiguous ``x, y, t, p`` of all streams, concatenated."""
+    cols = []
+    for name in ("x", "y", "t", "p"):
+        c = np.concatenate([e[name] for e in batch])
+        if c.dtype.kind not in "biu":
+            raise EventFileError("events", f"field {name} must hold integers, got dtype {c.dtype}")
+        cols.append(c)
+    return tuple(cols)
+
+
+def _locate(pos: int, starts: np.ndarray) -> tuple[int, int]:
+    """Flat event position → (stream, event within it)."""
+    b = int(np.searchsorted(starts, pos, side="right")) - 1
+    return b, pos - int(starts[b])
+
+
+def _check(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, starts: np.ndarray,
+           sensor_size: Sensor) -> None:
+    down = np.flatnonzero(t[1:] < t[:-1]) + 1
+    down = down[~np.isin(down, starts)]  # a new stream may start earlier than the last ended
+    if len(down):
+        b, j = _locate(int(down[0]), starts)
+        raise EventFileError(f"events[{b}]", f"timestamps are not sorted at event {j} (sort by t)")
+    w_s, h_s, p_s = sensor_size
+    for name, c, limit, what in (("x", x, w_s, "outside the sensor width"),
+                                 ("y", y, h_s, "outside the sensor height"),
+                                 ("p", p, p_s if p_s > 1 else None, "not a polarity in [0, P)")):
+        if limit is not None and (c.min() < 0 or c.max() >= limit):
+            b, j = _locate(int(np.argmax((c < 0) | (c >= limit))), starts)
+            raise EventFileError(f"events[{b}]", f"{name}={c[starts[b] + j]} at event {j} is {what} ({limit})")
+
+
+def bin_batch(batch: Sequence[np.ndarray], sensor_size: Sensor, n_time_bins: int | None = None,
+              time_window: int | None = None, mode: str = "count", downsample: int = 1) -> np.ndarray:
+    """Bin a list of structured event arrays (``x, y, t, p``); returns float32 ``[B, T, P, H', W']``."""
+    n_pol, h, w = check_binning_args(sensor_size, n_time_bins, time_window, mode, downsample)
+    d, fsz, n_b = int(downsample), n_pol * h * w, len(batch)
+    lens = np.fromiter(map(len, batch), np.int64, n_b)
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    if n_b == 0 or ends[-1] == 0:
+        return np.zeros((n_b, n_time_bins or 1, n_pol, h, w), np.float32)
+    x, y, t, p = _fields(batch)
+    _check(x, y, t, p, starts[lens > 0], sensor_size)
+    full = lens > 0
+    t0, t1 = np.zeros(n_b, np.int64), np.zeros(n_b, np.int64)
+    t0[full], t1[full] = t[starts[full]], t[ends[full] - 1]
+    # frame boundaries: edge k of stream b at t0 + k·window; bins = segments between edges
+    border = d > 1 and (w * d != sensor_size[0] or h * d != sensor_size[1])
+    if time_window is None:
+        steps = int(n_time_bins)
+        window, n_edges = np.maximum((t1 - t0) // steps, 1), steps - 1
+    else:
+        window = np.full(n_b, int(time_window), np.int64)
+        steps = int(n_time_bins or (-(-(t1 - t0 + 1) // window)).max())
+        n_edges = steps  # events past the last edge fall in the dropped tail frame
+    tail = int(time_window is not None or border)
+    # stream b, bin k → frame b·(T + tail) + k, segments between edges t0 + k·window
+    edges = t0[:, None] + window[:, None] * np.arange(1, n_edges + 1)
+    bounds = np.empty((n_b, n_edges + 2), np.int64)
+    bounds[:, 0], bounds[:, -1] = starts, ends
+    for b in np.flatnonzero(full):
+        bounds[b, 1:-1] = np.searchsorted(t[starts[b]:ends[b]], edges[b]) + starts[b]
+    frames = np.arange(n_b * (steps + tail), dtype=np.int64).reshape(n_b, steps + tail)[:, :n_edges + 1]
+    idx = np.repeat(frames.ravel() * fsz, np.diff(bounds, axis=1).ravel())
+    if d > 1:
+        x, y = x // d, y // d
+    spatial = y.astype(np.int32)
+    spatial *= w
+    spatial += x
+    if n_pol > 1:
+        spatial += p.astype(np.int32) * (h * w)
+    idx += spatial
+    if border:
+        out_of_grid = (x >= w) | (y >= h)
+        idx[out_of_grid] = (np.repeat(np.arange(n_b), lens)[out_of_grid] * (steps + tail) + steps) * fsz
+    out = np.empty((n_b, steps, fsz), np.float32)
+    per = max(1, _CHUNK_BINS // ((steps + tail) * fsz))
+    for b0 in range(0, n_b, per):
+        b1 = min(n_b, b0 + per)
+        counts = np.bincount(idx[starts[b0]:ends[b1 - 1]] - b0 * (steps + tail) * fsz,
+                             minlength=(b1 - b0) * (steps + tail) * fsz)
+        out[b0:b1] = counts.reshape(b1 - b0, steps + tail, fsz)[:, :steps]
+    if mode == "binary":
+        np.minimum(out, 1.0, out=out)
+    return out.reshape(n_b, steps, n_pol, h, w)
+
+
+def bin_events(events: np.ndarray, sensor_size: Sensor, n_time_bins: int | None = None,
+               time_window: int | None = None, mode: str = "count", downsample: int = 1) -> np.ndarray:
+    """Bin one stream; returns float32 frames ``[T, P, H // d, W // d]``."""
+    return bin_batch([events], sensor_size, n_time_bins, time_window, mode, downsample)[0]
+
+
+def bin_from_spec(events: np.ndarray, sensor_size: Sensor, spec: dict) -> np.ndarray:
     """Bin with a model's binning spec (``config["input"]["binning"]``)."""
     return bin_events(events, sensor_size, n_time_bins=spec.get("n_time_bins"),
                       time_window=spec.get("time_window"), mode=spec.get("mode", "count"),
