@@ -84,6 +84,8 @@ def resolve(model: str | os.PathLike | None) -> ModelRef:
         if not is_checkpoint(path):
             raise ModelError(f"{text}: not a checkpoint folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         return ModelRef(path.name, checkpoint=path)
+    if path.is_file():
+        raise ModelError(f"{text}: neither an .onnx file nor a checkpoint folder")
     if os.sep in text or text.startswith("."):
         raise ModelError(f"{text}: no such file or folder")
     folder = bundled_dir(text)

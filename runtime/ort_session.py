@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .models import ModelError
+
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
 
@@ -54,7 +56,11 @@ class OrtSession:
         if threads:
             so.intra_op_num_threads = threads
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(os.fspath(path), so, providers=providers)
+        try:
+            self.session = ort.InferenceSession(os.fspath(path), so, providers=providers)
+        except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, ...)
+            reason = " ".join(str(e).split()).replace(os.fspath(path), "the file")
+            raise ModelError(f"{path}: onnxruntime cannot load it ({reason})") from None
         self.providers = self.session.get_providers()
         self.on_cuda = CUDA in self.providers or TRT in self.providers
         if device == "cuda" and not self.on_cuda:

@@ -39,7 +39,7 @@ class ModelInfo:
     def from_config(cls, cfg: dict[str, Any], name: str | None = None) -> "ModelInfo":
         """From a zoo config (``net.config`` / ``config.json``)."""
         inp = cfg["input"]
-        name = name or cfg.get("name", "model")
+        name = cfg.get("name") or name or "model"
         if inp.get("kind") != "events":
             raise ModelError(f"{name} takes {inp.get('kind')} input; predict runs event-stream models")
         return cls(name, list(cfg["classes"]), tuple(int(v) for v in inp["sensor_size"]),

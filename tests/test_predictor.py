@@ -194,6 +194,37 @@ def test_onnxruntime_and_torch_agree_on_the_samples(runtime_env):
             assert ra.label == rb.label
 
 
+def test_torch_backend_bins_on_the_device_like_the_host(runtime_env):
+    """The CUDA path's device binning (run here on CPU) gives the host path's scores."""
+    import torch
+
+    pred = Predictor(runtime_env.checkpoint, backend="torch", device="cpu")
+    streams = [np.load(s) for s in SAMPLES]
+    host = pred.backend.scores(np.stack([pred.bin(e) for e in streams]))
+    device = pred.backend.scores_events(streams)
+    np.testing.assert_array_equal(device, host)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="sees no CUDA device"):
+            Predictor(runtime_env.checkpoint, backend="torch", device="cuda")
+
+
+def test_models_predict_cannot_run_are_refused(runtime_env, tmp_path):
+    from snnzoo.runtime.onnx_metadata import read_metadata
+    from snnzoo.runtime.predictor import ModelInfo
+
+    meta = read_metadata(runtime_env.onnx)
+    assert ModelInfo.from_metadata(meta, "m").sensor_size == (34, 34, 2)
+    with pytest.raises(models.ModelError, match="takes image input"):
+        ModelInfo.from_metadata({**meta, "input_kind": "image"}, "m")
+    with pytest.raises(models.ModelError, match="streaming"):
+        ModelInfo.from_metadata({**meta, "streaming": True}, "m")
+    with pytest.raises(models.ModelError, match="no snnzoo metadata"):
+        ModelInfo.from_metadata({}, "m")
+    (tmp_path / "bad.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(models.ModelError, match="onnxruntime cannot load it"):
+        Predictor(tmp_path / "bad.onnx")
+
+
 def test_onnx_path_imports_neither_torch_nor_the_zoo(runtime_env):
     code = (
         "import sys\n"
