@@ -2,7 +2,6 @@
 per-layer firing rates of a model (registry name, checkpoint folder or ``.onnx`` file) on a split."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +44,21 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    """An exported ``.onnx`` file run with onnxruntime; its input spec comes from the metadata."""
+    """An exported ``.onnx`` file run with onnxruntime; its input spec (binning or image
+    normalisation) and classes come from the file's metadata (``snnzoo.export.metadata``)."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
+
+        from ...runtime.onnx_metadata import read_metadata
 
         try:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
-        self.config = onnx_config(self.session.get_modelmeta().custom_metadata_map, path)
+        self.config = onnx_config(read_metadata(self.session), path)
         self.input_name = self.session.get_inputs()[0].name
-        self.source = str(path)
+        self.source = f"ONNX file {path}"
 
     def __call__(self, x: torch.Tensor) -> np.ndarray:
         inp = to_input(x, self.config["input"], torch.device("cpu")).numpy()
@@ -66,21 +68,19 @@ class OnnxRunner:
         return None
 
 
-def onnx_config(meta: dict[str, str], path: Path) -> dict[str, Any]:
-    """The model config (``input`` spec incl. binning, ``classes``, ``name``) from an ONNX file's
-    ``metadata_props``: a JSON ``config`` entry, or the separate JSON-valued keys."""
-    def parse(key: str) -> Any:
-        try:
-            return json.loads(meta[key])
-        except (KeyError, ValueError):
-            return None
-
-    cfg = parse("config") or parse("snnzoo.config") or {}
-    inp = cfg.get("input") or parse("input")
-    classes = cfg.get("classes") or parse("classes")
-    if not isinstance(inp, dict) or not isinstance(classes, list):
-        raise ValueError(f"{path}: ONNX metadata lacks the input spec and classes (export it with `snnzoo export`)")
-    return {"name": cfg.get("name") or meta.get("model_id") or path.stem, "input": inp, "classes": classes}
+def onnx_config(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``{name, input, classes}`` in the zoo's config shape from decoded ONNX metadata."""
+    if meta.get("streaming"):
+        raise ValueError(f"{path}: a streaming (one-step) graph; evaluate the unrolled export instead")
+    try:
+        kind, classes = meta["input_kind"], list(meta["classes"])
+        if kind == "events":
+            inp = {"kind": kind, "sensor_size": meta["sensor_size"], "binning": meta["binning"]}
+        else:
+            inp = {"kind": kind, **meta["normalization"]}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: ONNX metadata lacks {e} (export the model with `snnzoo export`)") from None
+    return {"name": meta.get("model_id", path.stem), "input": inp, "classes": classes}
 
 
 def load_runner(spec: str, device: torch.device) -> TorchRunner | OnnxRunner:

@@ -191,6 +191,7 @@ class Trainer:
                    * self.dist.world, t["epochs"] * samples_per_epoch), unit="sample", unit_scale=True,
                    dynamic_ncols=True, disable=not (self.progress and main), smoothing=0.1)
         model.train()
+        lr = opt.param_groups[0]["lr"]
         t_interval = t_epoch = time.perf_counter()
         while epoch < t["epochs"]:
             sampler.set_epoch(epoch)
@@ -208,6 +209,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 opt.step()
+                lr = opt.param_groups[0]["lr"]
                 sched.step()
                 step, batch = step + 1, b + 1
                 n, c, lv = len(idx), float((scores.detach().argmax(1) == y).sum()), float(batch_loss.detach())
@@ -221,7 +223,7 @@ class Trainer:
                     now = time.perf_counter()
                     rec = {"kind": "train", "step": step, "epoch": epoch + 1,
                            "epoch_float": epoch + batch / steps_per_epoch, "loss": ls / ns, "acc": cs / ns,
-                           "lr": opt.param_groups[0]["lr"], "samples_per_s": ns / max(now - t_interval, 1e-9)}
+                           "lr": lr, "samples_per_s": ns / max(now - t_interval, 1e-9)}
                     self._record(rec)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['acc']:.3f}", lr=f"{rec['lr']:.2e}")
                     interval, t_interval = [0.0, 0.0, 0.0], now
@@ -229,7 +231,7 @@ class Trainer:
                     save()
             ls, cs, ns = ddp.all_reduce_sum(accum, self.device)
             rec = {"kind": "epoch", "step": step, "epoch": epoch + 1, "train_loss": ls / ns, "train_acc": cs / ns,
-                   "val_loss": None, "val_acc": None, "val_n": 0, "lr": opt.param_groups[0]["lr"],
+                   "val_loss": None, "val_acc": None, "val_n": 0, "lr": lr,
                    "time_s": time.perf_counter() - t_epoch}
             if val is not None:
                 rec["val_loss"], rec["val_acc"] = self._validate(model, val, input_spec, loss)
