@@ -141,8 +141,12 @@ def _export(model, dest: Path, weights: dict) -> None:
     """Export to a temporary file beside ``dest`` and rename, so concurrent runs never see half a file."""
     from snnzoo.export.onnx import export_onnx
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=dest.parent)
+    except OSError as e:
+        raise ModelError(f"{dest.parent}: cannot write the ONNX cache ({e.strerror}); "
+                         "set SNNZOO_CACHE to a writable folder") from None
     os.close(fd)
     try:
         export_onnx(model, tmp, weights=weights)

@@ -163,7 +163,7 @@ class Predictor:
     def predict_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[Prediction]:
         """Predictions for ``paths``, in order; failures come back with ``error`` set."""
         paths = iter(paths)
-        ahead = 2 * self.batch_size + self.workers
+        ahead = self.batch_size + self.workers  # the next batch is read while this one runs
         with ThreadPoolExecutor(self.workers, thread_name_prefix="snnzoo-read") as pool:
             inflight: deque = deque()
             done: list[tuple[str, Any, int, str | None]] = []
