@@ -94,6 +94,14 @@ def test_push_pull_round_trip(server, tmp_path):
     head = server.repos["org/tiny"].branches["main"]
     hub.push(built, "org/tiny")
     assert server.repos["org/tiny"].branches["main"] == head
+    # a new push to main is what "hf-hub:org/tiny" loads next (the cached copy is not reused blindly)
+    net2 = tiny_net(tiny_cfg())
+    with torch.no_grad():
+        for p in net2.parameters():
+            p.mul_(2)  # exact in fp16
+    assert not torch.equal(net2(frames()), net(frames()))
+    hub.push(net2, "org/tiny", onnx=False)
+    assert torch.equal(snnzoo.create_model("hf-hub:org/tiny").eval()(frames()), net2(frames()))
 
 
 def test_private_repo_on_a_branch(server, tmp_path, monkeypatch):

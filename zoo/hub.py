@@ -11,8 +11,8 @@ A Hub folder holds
   folder, byte-for-byte ``model_cards/<model-id>/README.md``, with that folder's ``card.json``
   and eval JSON files copied beside it.
 
-Authentication is huggingface_hub's own (``HF_TOKEN`` or ``hf auth login``); snnzoo never reads,
-prints or logs the token. ``HF_ENDPOINT`` selects the server, ``HF_HUB_OFFLINE=1`` forbids
+Authentication is huggingface_hub's own (``HF_TOKEN`` or ``hf auth login``); snnzoo only checks
+that a token is configured, and never prints or logs it. ``HF_ENDPOINT`` selects the server, ``HF_HUB_OFFLINE=1`` forbids
 network access (``pull`` then serves only what is cached).
 """
 from __future__ import annotations
@@ -31,8 +31,9 @@ from torch import nn
 from .._version import __version__
 from .cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
                     registry_config, render_card)
-from .pretrained import (HUB_CONFIG, HUB_WEIGHTS, PretrainedError, HUB_CLIENT_KW, hub_offline, load_folder,
-                         load_weights, parse_hub_spec, read_config, resolve_weights, sha256_file, verify_sha256)
+from .pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, PretrainedError, check_config, hub_offline,
+                         load_folder, load_weights, parse_hub_spec, read_config, resolve_weights, sha256_file,
+                         verify_sha256)
 
 HUB_ONNX = "model.onnx"
 HUB_CARD = "README.md"
@@ -46,15 +47,14 @@ def _save_fp16(model: nn.Module, path: Path) -> None:
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def _export_onnx(model: nn.Module, path: Path, sha256: str) -> bool:
-    """Write ``model.onnx`` with the exporter; False (and a note on stderr) where it is absent."""
+def _export_onnx(model: nn.Module, path: Path, sha256: str) -> None:
+    """Write ``model.onnx`` with the exporter (a note on stderr where it is not installed)."""
     try:
         from ..export.onnx import export_onnx
     except ImportError as e:
         click.echo(f"snnzoo: note: {path.name} not written: the ONNX exporter is unavailable ({e})", err=True)
-        return False
+        return
     export_onnx(model, path, weights={"source": HUB_WEIGHTS, "sha256": sha256})
-    return True
 
 
 def _as_evaluations(eval_results: dict | list[dict] | None) -> list[tuple[dict, dict]]:
@@ -78,20 +78,20 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
     if eval_results is not None and card_dir is not None:
         raise CardError(f"{card_dir}: give eval results or a card folder, not both")
     out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PretrainedError(f"{out}: not an empty folder (everything in it would be published)")
     out.mkdir(parents=True, exist_ok=True)
     src = model_or_checkpoint
     card_cfg = None  # the registry config a registry model's card is rendered from
     if isinstance(src, nn.Module):
-        if not isinstance(getattr(src, "config", None), dict):
-            raise PretrainedError("model has no .config; build it with snnzoo.create_model")
-        model, cfg = src, copy.deepcopy(src.config)
+        cfg = copy.deepcopy(check_config(getattr(src, "config", None), "model.config"))
+        model = src
         _save_fp16(model, out / HUB_WEIGHTS)
     elif Path(src).is_dir():
         folder = Path(src)
         cfg = read_config(folder / HUB_CONFIG)
         model = load_folder(folder)
-        if out.resolve() != folder.resolve():
-            shutil.copyfile(folder / HUB_WEIGHTS, out / HUB_WEIGHTS)
+        shutil.copyfile(folder / HUB_WEIGHTS, out / HUB_WEIGHTS)
     else:
         from .registry import create_model, list_models
 
@@ -163,23 +163,28 @@ def push(model_or_folder: nn.Module | str | Path, repo_id: str, private: bool = 
     ``folder`` keeps the built folder there; ``dry_run`` stops after building and verifying.
     Returns the commit URL (or, for a dry run, the folder path).
     """
+    from huggingface_hub import HfApi, get_token
+
     parse_hub_spec(repo_id)
+    if dry_run and folder is None:
+        raise PretrainedError(f"{repo_id}: a dry run needs a folder to keep the built Hub folder in")
+    if not dry_run and hub_offline():
+        raise PretrainedError(f"{repo_id}: cannot push with HF_HUB_OFFLINE=1")
+    if not dry_run and get_token() is None:
+        raise PretrainedError(f"{repo_id}: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
     with tempfile.TemporaryDirectory(prefix="snnzoo-push-") as tmp:
         src = model_or_folder
         if not isinstance(src, nn.Module) and Path(src).is_dir() and is_hub_folder(Path(src)):
+            if eval_results is not None or card_dir is not None:
+                raise CardError(f"{src}: already a Hub folder with its card; rebuild it to change the card")
             hub_dir = Path(src)
+            load_folder(hub_dir)  # builds, and the weights fit
         else:
             hub_dir = build_hub_folder(src, folder or tmp, eval_results=eval_results, card_dir=card_dir,
                                        repo_id=repo_id, onnx=onnx)
         cfg = verify_hub_folder(hub_dir)
         if dry_run:
             return str(hub_dir)
-        from huggingface_hub import HfApi, get_token
-
-        if hub_offline():
-            raise PretrainedError(f"{repo_id}: cannot push with HF_HUB_OFFLINE=1")
-        if get_token() is None:
-            raise PretrainedError(f"{repo_id}: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
         api = HfApi(**HUB_CLIENT_KW)
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision and revision != "main":
@@ -237,7 +242,7 @@ def _first_line(e: BaseException) -> str:
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Build the Hub folder here and keep it.")
 @click.option("--no-onnx", is_flag=True, help="Do not export model.onnx.")
-@click.option("--dry-run", is_flag=True, help="Build and verify the folder; upload nothing.")
+@click.option("--dry-run", is_flag=True, help="Build and verify the folder (needs --folder); upload nothing.")
 def push_command(model: str, repo_id: str, private: bool, revision: str | None, message: str | None,
                  eval_files: tuple[Path, ...], card_dir: Path | None, folder: Path | None, no_onnx: bool,
                  dry_run: bool) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +74,21 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     return repo_id, rev or None
 
 
-def hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path:
-    """Path of ``filename`` of ``repo_id@revision``: from the HF cache if there, else downloaded
-    (refused offline with a message saying which file is missing and how to get it)."""
+def hub_file(repo_id: str, filename: str, revision: str | None = None, cache_first: bool = True) -> Path:
+    """Path of ``filename`` of ``repo_id@revision`` in the HF cache, downloaded if needed.
+
+    ``cache_first``: a cached copy is used without asking the Hub (right when the content is
+    pinned by a sha256); otherwise the Hub is asked whether the revision moved (huggingface_hub
+    falls back to the cache when it cannot be reached). Offline, a file missing from the cache
+    is refused with a message saying which one and how to get it."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
-    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
-    if isinstance(cached, str):
-        return Path(cached)
+    if cache_first or hub_offline():
+        cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached)
     if hub_offline():
         raise PretrainedError(
             f"{where}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; fetch it once online with "
@@ -154,9 +160,14 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         raise PretrainedError(f"{path}: missing (a checkpoint folder holds {HUB_CONFIG} and {HUB_WEIGHTS})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PretrainedError(f"{path}: unreadable config ({e})") from e
+    return check_config(cfg, path)
+
+
+def check_config(cfg: Any, where: str | os.PathLike) -> dict[str, Any]:
+    """``cfg`` if it holds the keys a model is built from, else a :class:`PretrainedError`."""
     missing = [k for k in ("name", "arch", "model", "input", "classes") if not isinstance(cfg, dict) or k not in cfg]
     if missing:
-        raise PretrainedError(f"{path}: not an snnzoo config (missing {', '.join(missing)})")
+        raise PretrainedError(f"{where}: not an snnzoo config (missing {', '.join(missing)})")
     return cfg
 
 
@@ -191,9 +202,11 @@ def _load(cfg: dict[str, Any], weights: Path, what: str, overrides: dict[str, An
 def load_from_hub(spec: str, **overrides: Any) -> nn.Module:
     """``create_model("hf-hub:org/name[@rev]")``: a pushed snnzoo folder, weights included."""
     repo_id, revision = parse_hub_spec(spec)
-    cfg_path = hub_file(repo_id, HUB_CONFIG, revision)
+    cfg_path = hub_file(repo_id, HUB_CONFIG, revision, cache_first=False)
     cfg = read_config(cfg_path)
-    weights = hub_file(repo_id, HUB_WEIGHTS, revision)
+    # the cache keeps files under snapshots/<commit>/: take the weights of that same commit
+    commit = cfg_path.parent.name if re.fullmatch(r"[0-9a-f]{40}", cfg_path.parent.name) else revision
+    weights = hub_file(repo_id, HUB_WEIGHTS, commit)
     model = _load(cfg, weights, f"hf-hub:{spec}", overrides)
     model.config["source"] = f"hf-hub:{spec}"
     return model
