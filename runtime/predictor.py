@@ -176,17 +176,19 @@ class Predictor:
                     inflight.append((os.fspath(path), pool.submit(self._load, path)))
 
             refill()
+            good = 0
             while inflight:
                 path, fut = inflight.popleft()
                 refill()
                 try:
                     item, n = fut.result()
                     done.append((path, item, n, None))
+                    good += 1
                 except Exception as e:  # each file's failure is its own result
                     done.append((path, None, 0, _reason(path, e)))
-                if sum(d[3] is None for d in done) == self.batch_size or not inflight:
+                if good == self.batch_size or not inflight:
                     yield from self._run(done)
-                    done = []
+                    done, good = [], 0
 
     def _load(self, path: str | os.PathLike) -> tuple[Any, int]:
         events, sensor, _ = read_events(path, sensor_size=self.info.sensor_size)
