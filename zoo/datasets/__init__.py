@@ -1,1 +1,58 @@
-"""Datasets loading from a local root; never downloading."""
+"""Datasets loading from a local root; never downloading.
+
+``get_dataset(name, root, split)`` builds one by name; a missing dataset raises
+`DatasetNotFoundError` (a FileNotFoundError) saying where to get the data and where to put it.
+Event datasets return ``(events, label)`` with tonic's structured ``x, y, t, p`` arrays.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from .base import DatasetNotFoundError, EventDataset
+from .cifar10 import CIFAR10
+from .cifar10dvs import CIFAR10DVS
+from .dvsgesture import DVSGesture
+from .nmnist import NMNIST
+
+__all__ = ["CIFAR10", "CIFAR10DVS", "DATASETS", "DVSGesture", "DatasetNotFoundError", "EventDataset",
+           "NMNIST", "default_root", "get_dataset"]
+
+# name -> ("module:class", default sub-folder of the data root)
+DATASETS: dict[str, tuple[str, str]] = {
+    "nmnist": ("snnzoo.zoo.datasets.nmnist:NMNIST", "nmnist"),
+    "cifar10dvs": ("snnzoo.zoo.datasets.cifar10dvs:CIFAR10DVS", "cifar10dvs"),
+    "dvsgesture": ("snnzoo.zoo.datasets.dvsgesture:DVSGesture", "dvsgesture"),
+    "cifar10": ("snnzoo.zoo.datasets.cifar10:CIFAR10", "cifar10"),
+    "mnist": ("snnzoo.zoo.datasets.mnist:MNIST", "mnist"),
+}
+
+
+def default_root(name: str) -> Path:
+    """``$SNNZOO_DATA/<folder>``, else ``./data/<folder>``."""
+    return Path(os.environ.get("SNNZOO_DATA", "data")) / DATASETS[name][1]
+
+
+def get_dataset(name: str, root: str | Path | None = None, split: str = "train", **kwargs: Any) -> Any:
+    """Dataset ``name`` (see `DATASETS`) at ``root`` (default `default_root`), ``split`` "train"
+    or "test" (CIFAR10-DVS also "all"); ``kwargs`` go to the class (transform, seed, …)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    if split not in ("train", "test") and not (key == "cifar10dvs" and split == "all"):
+        raise ValueError(f"unknown split {split!r} for {name}; use 'train' or 'test'")
+    module, attr = DATASETS[key][0].split(":")
+    cls = getattr(importlib.import_module(module), attr)
+    root = default_root(key) if root is None else root
+    if key == "mnist":
+        try:
+            return cls(root, split=split, **kwargs)
+        except FileNotFoundError as e:
+            if isinstance(e, DatasetNotFoundError):
+                raise
+            raise DatasetNotFoundError("MNIST", root, "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                                       "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+                                       importlib.import_module(module).SOURCE) from None
+    return cls(root, train=None if split == "all" else split == "train", **kwargs)
