@@ -1,8 +1,9 @@
 """An ONNX Runtime session for one exported model: execution providers and I/O binding.
 
-``device="cpu"``: CPU EP. ``"cuda"``: TensorRT EP (where present) and CUDA EP before CPU; if
-the session does not end up on CUDA (ORT falls back silently, e.g. a CPU-only onnxruntime or a
-missing CUDA library) a :class:`DeviceError` is raised. ``"auto"``: CUDA when available, else CPU.
+``device="cpu"``: CPU EP. ``"cuda"``: TensorRT EP (where present; engines cached in
+``<cache>/tensorrt``) and CUDA EP before CPU; if the session does not end up on CUDA (ORT falls
+back silently, e.g. a CPU-only onnxruntime or a missing CUDA library) a :class:`DeviceError`
+is raised. ``"auto"``: CUDA when available, else CPU.
 On CUDA the batch is bound with I/O binding: one host→device copy in, the scores copied out.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelError
+from .models import ModelError, cache_dir
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
@@ -50,7 +51,11 @@ class OrtSession:
         import onnxruntime as ort
 
         self._ort = ort
-        providers = choose_providers(device, ort.get_available_providers(), trt_cache)
+        available = ort.get_available_providers()
+        if TRT in available and device != "cpu":
+            trt_cache = trt_cache or cache_dir() / "tensorrt"  # built engines are reused across runs
+            trt_cache.mkdir(parents=True, exist_ok=True)
+        providers = choose_providers(device, available, trt_cache)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
