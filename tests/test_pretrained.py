@@ -85,6 +85,9 @@ def test_corrupted_download_is_refused_then_healed(published):
         snnzoo.create_model(f"hf-hub:{REPO}")  # checked against the sha256 in the folder's config.json
     # the bad copy sits in the cache; once the server is fixed, a fresh download replaces it
     server.corrupt(REPO, "model.safetensors", enabled=False)
+    n = len(server.requests)
+    assert torch.equal(snnzoo.create_model(f"hf-hub:{REPO}").eval()(frames()), net(frames()))
+    assert any(m == "GET" and p.endswith("/model.safetensors") for m, p, _ in server.requests[n:])  # re-fetched
     model = snnzoo.create_model(NAME, pretrained=True).eval()
     assert torch.equal(model(frames()), net(frames()))
 

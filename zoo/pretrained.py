@@ -74,18 +74,20 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     return repo_id, rev or None
 
 
-def hub_file(repo_id: str, filename: str, revision: str | None = None, cache_first: bool = True) -> Path:
+def hub_file(repo_id: str, filename: str, revision: str | None = None, cache_first: bool = True,
+             force: bool = False) -> Path:
     """Path of ``filename`` of ``repo_id@revision`` in the HF cache, downloaded if needed.
 
     ``cache_first``: a cached copy is used without asking the Hub (right when the content is
     pinned by a sha256); otherwise the Hub is asked whether the revision moved (huggingface_hub
-    falls back to the cache when it cannot be reached). Offline, a file missing from the cache
-    is refused with a message saying which one and how to get it."""
+    falls back to the cache when it cannot be reached); ``force`` downloads a fresh copy.
+    Offline, a file missing from the cache is refused with a message saying which one and how
+    to get it."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
-    if cache_first or hub_offline():
+    if (cache_first and not force) or hub_offline():
         cached = try_to_load_from_cache(repo_id, filename, revision=revision)
         if isinstance(cached, str):
             return Path(cached)
@@ -94,7 +96,7 @@ def hub_file(repo_id: str, filename: str, revision: str | None = None, cache_fir
             f"{where}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; fetch it once online with "
             f"`snnzoo pull {repo_id}{'@' + revision if revision else ''}` (or unset HF_HUB_OFFLINE)")
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision, **HUB_CLIENT_KW))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, force_download=force, **HUB_CLIENT_KW))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PretrainedError(f"{where}: download failed ({type(e).__name__}: {reason})") from e
@@ -126,18 +128,20 @@ def resolve_weights(name: str, weights: dict[str, Any]) -> Path:
     if not repo_id:
         raise PretrainedError(f"{bundled}: bundled weights of {name} are missing and its registry entry "
                               "names no hf_hub_id to fetch them from; reinstall snnzoo")
-    revision = weights.get("revision")
-    path = hub_file(repo_id, HUB_WEIGHTS, revision)
+    return fetch_verified(repo_id, HUB_WEIGHTS, weights.get("revision"), expected, f"{name} in the registry")
+
+
+def fetch_verified(repo_id: str, filename: str, revision: str | None, sha256: str, what: str) -> Path:
+    """:func:`hub_file` checked against ``sha256``; a cached copy that fails the check is
+    replaced by one fresh download (online), which must pass it."""
+    path = hub_file(repo_id, filename, revision)
     try:
-        verify_sha256(path, expected, f"{name} in the registry")
+        verify_sha256(path, sha256, what)
     except IntegrityError:
         if hub_offline():
             raise
-        # a stale or damaged cache entry: fetch a fresh copy once, and check it again
-        from huggingface_hub import hf_hub_download
-
-        path = Path(hf_hub_download(repo_id, HUB_WEIGHTS, revision=revision, force_download=True, **HUB_CLIENT_KW))
-        verify_sha256(path, expected, f"{name} in the registry")
+        path = hub_file(repo_id, filename, revision, force=True)
+        verify_sha256(path, sha256, what)
     return path
 
 
@@ -183,20 +187,20 @@ def load_folder(folder: str | os.PathLike, **overrides: Any) -> nn.Module:
     checked against ``config["weights"]["sha256"]`` when that entry describes this folder's file."""
     folder = Path(folder)
     cfg = read_config(folder / HUB_CONFIG)
-    return _load(cfg, folder / HUB_WEIGHTS, str(folder), overrides)
-
-
-def _load(cfg: dict[str, Any], weights: Path, what: str, overrides: dict[str, Any]) -> nn.Module:
-    # a Hub folder's config records its own file's hash; a training checkpoint's config may carry
-    # the registry entry of an earlier published file instead (``file`` = "<model>/...")
-    recorded = cfg.get("weights") or {}
-    expected = recorded.get("sha256") if recorded.get("file") == HUB_WEIGHTS else None
+    weights = folder / HUB_WEIGHTS
     if not weights.is_file():
         raise PretrainedError(f"{weights}: missing")
-    if expected:
-        verify_sha256(weights, expected, f"{what} (config.json)")
-    model = build_from_config(cfg, **overrides)
-    return load_weights(model, weights, what)
+    if _own_sha256(cfg):
+        verify_sha256(weights, _own_sha256(cfg), f"{folder / HUB_CONFIG}")
+    return load_weights(build_from_config(cfg, **overrides), weights, str(folder))
+
+
+def _own_sha256(cfg: dict[str, Any]) -> str | None:
+    """The sha256 a folder's config records for the ``model.safetensors`` beside it. (A training
+    checkpoint's config may instead carry the registry entry of an earlier published file,
+    ``file`` = "<model>/model.safetensors", which says nothing about this one.)"""
+    recorded = cfg.get("weights") or {}
+    return recorded.get("sha256") if recorded.get("file") == HUB_WEIGHTS else None
 
 
 def load_from_hub(spec: str, **overrides: Any) -> nn.Module:
@@ -206,7 +210,9 @@ def load_from_hub(spec: str, **overrides: Any) -> nn.Module:
     cfg = read_config(cfg_path)
     # the cache keeps files under snapshots/<commit>/: take the weights of that same commit
     commit = cfg_path.parent.name if re.fullmatch(r"[0-9a-f]{40}", cfg_path.parent.name) else revision
-    weights = hub_file(repo_id, HUB_WEIGHTS, commit)
-    model = _load(cfg, weights, f"hf-hub:{spec}", overrides)
+    sha = _own_sha256(cfg)
+    weights = (fetch_verified(repo_id, HUB_WEIGHTS, commit, sha, f"hf-hub:{spec} ({HUB_CONFIG})") if sha
+               else hub_file(repo_id, HUB_WEIGHTS, commit))
+    model = load_weights(build_from_config(cfg, **overrides), weights, f"hf-hub:{spec}")
     model.config["source"] = f"hf-hub:{spec}"
     return model
