@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...runtime.errors import EventFileError
 from ...runtime.readers import read_events
 
 
@@ -47,8 +48,12 @@ class EventDataset:
         return len(self.files)
 
     def read(self, i: int) -> np.ndarray:
-        """The events of sample ``i``, untransformed."""
-        return read_events(self.files[i], sensor_size=self.sensor_size)[0]
+        """The events of sample ``i``, untransformed; the file's sensor must be the dataset's."""
+        events, sensor, _ = read_events(self.files[i], sensor_size=self.sensor_size)
+        if tuple(sensor[:2]) != tuple(self.sensor_size[:2]):
+            raise EventFileError(self.files[i], f"sensor {sensor[0]}×{sensor[1]} is not the dataset's "
+                                                f"{self.sensor_size[0]}×{self.sensor_size[1]}")
+        return events
 
     def __getitem__(self, i: int) -> tuple[Any, Any]:
         events, target = self.read(i), self.targets[i]

@@ -1,0 +1,41 @@
+"""Small composable event transforms in tonic's style (callables on structured arrays)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .binning import Sensor, bin_events
+
+
+@dataclass(frozen=True)
+class ToFrame:
+    """Events → float32 frames ``[T, P, H // d, W // d]`` (`snnzoo.runtime.binning.bin_events`)."""
+
+    sensor_size: Sensor
+    n_time_bins: int | None = None
+    time_window: int | None = None
+    mode: str = "count"
+    downsample: int = 1
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        return bin_events(events, self.sensor_size, self.n_time_bins, self.time_window, self.mode, self.downsample)
+
+    @classmethod
+    def from_spec(cls, sensor_size: Sensor, spec: dict) -> ToFrame:
+        """From a model's binning spec (``config["input"]["binning"]``)."""
+        return cls(tuple(sensor_size), spec.get("n_time_bins"), spec.get("time_window"),
+                   spec.get("mode", "count"), spec.get("downsample", 1))
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Apply ``transforms`` in order."""
+
+    transforms: Sequence[Callable]
+
+    def __call__(self, x):
+        for f in self.transforms:
+            x = f(x)
+        return x
