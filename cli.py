@@ -12,6 +12,7 @@ from ._version import __version__
 # name -> "module:attribute" of a click command; one line per subcommand.
 COMMANDS: dict[str, str] = {
     "models": "snnzoo.zoo.registry:models_command",
+    "info": "snnzoo.runtime.info:info_command",
     "export": "snnzoo.export.cli:export_command",
     "predict": "snnzoo.runtime.predict:predict_command",
     "bench": "snnzoo.runtime.bench:bench_command",
@@ -20,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "card": "snnzoo.zoo.cards:card_command",
     "train": "snnzoo.zoo.training.cli:train_command",
     "eval": "snnzoo.zoo.training.cli:eval_command",
+    "emulate": "snnzoo.zoo.emulator:emulate_command",
 }
 
 

@@ -44,6 +44,7 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -257,6 +258,17 @@ def _load_aedat4(path: Path) -> tuple[np.ndarray, Sensor]:
         import aedat
     except ImportError:
         raise EventFileError(path, "reading AEDAT4 needs the 'aedat' package (pip install aedat)") from None
+    with open(path, "rb") as f:
+        head = f.read(18)
+        size = int.from_bytes(head[14:18], "little", signed=True) if len(head) == 18 else -1
+        header = f.read(size) if size > 0 else b""
+    if len(header) != size or b"<dv" not in header or b"</dv>" not in header:
+        raise EventFileError(path, "truncated or corrupt AEDAT4 header")
+    try:
+        ElementTree.fromstring(header[header.index(b"<dv"):header.rindex(b"</dv>") + 5].decode("utf-8"))
+    except (UnicodeDecodeError, ElementTree.ParseError) as e:
+        raise EventFileError(path, f"corrupt AEDAT4 header ({e})") from None
+
     def decode():
         decoder = aedat.Decoder(str(path))
         streams = {i: s for i, s in decoder.id_to_stream().items() if s.get("type") == "events"}
