@@ -158,6 +158,15 @@ def test_registry_model_folder_carries_its_card(tmp_path, monkeypatch):
     assert Path(out, "model.safetensors").read_bytes() == bundled.read_bytes()
     assert {"card.json", "eval.json"} <= set(os.listdir(out))
     assert json.loads(Path(out, "config.json").read_text())["training"] == "SGD, 2 epochs"
+    # the same weights given as a model or as a training checkpoint folder: the same card
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(bundled.read_bytes())
+    (ckpt / "config.json").write_text(json.dumps({**net.config, "training": {"epochs": 2}}))
+    for i, src in enumerate((net, ckpt)):
+        other = hub.build_hub_folder(src, tmp_path / f"f{i}", onnx=False)
+        assert (other / "README.md").read_bytes() == card.read_bytes()
+    assert json.loads((other / "config.json").read_text())["training"] == {"epochs": 2}
 
 
 def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:

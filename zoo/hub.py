@@ -63,6 +63,16 @@ def _as_evaluations(eval_results: dict | list[dict] | None) -> list[tuple[dict, 
     return [({"file": f, "command": None}, check_eval(r, Path(f))) for f, r in zip(names, results)]
 
 
+def _registered_config(name: str, sha256: str) -> dict[str, Any] | None:
+    """The registry config of ``name`` if its published weights are the file hashing to ``sha256``."""
+    from .registry import list_models
+
+    if name not in list_models(pretrained=True):
+        return None
+    cfg = registry_config(name)
+    return cfg if cfg["weights"].get("sha256") == sha256 else None
+
+
 def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str | Path,
                      eval_results: dict | list[dict] | None = None, card_dir: str | Path | None = None,
                      repo_id: str | None = None, onnx: bool = True) -> Path:
@@ -72,8 +82,8 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
     (``config.json`` + ``model.safetensors``, as training writes) or a registry name with
     published weights. The card's numbers come from ``eval_results`` (eval JSON object(s) as
     ``snnzoo eval --format json`` prints them) or from ``card_dir`` (``card.json`` + its eval
-    files); a registry name defaults to its ``model_cards/<name>/`` folder, giving the same
-    README as ``snnzoo card``. ``repo_id`` is named in the card's usage snippet.
+    files); the registered weights of a registry model default to its ``model_cards/<name>/``
+    folder, giving the README of ``snnzoo card``. ``repo_id`` is named in the card's usage snippet.
     """
     if eval_results is not None and card_dir is not None:
         raise CardError(f"{card_dir}: give eval results or a card folder, not both")
@@ -82,7 +92,6 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
         raise PretrainedError(f"{out}: not an empty folder (everything in it would be published)")
     out.mkdir(parents=True, exist_ok=True)
     src = model_or_checkpoint
-    card_cfg = None  # the registry config a registry model's card is rendered from
     if isinstance(src, nn.Module):
         cfg = copy.deepcopy(check_config(getattr(src, "config", None), "model.config"))
         model = src
@@ -99,14 +108,17 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
         if name not in list_models(pretrained=True):
             raise PretrainedError(f"{name}: neither a checkpoint folder nor a registry model with published weights")
         model = create_model(name)
-        cfg, card_cfg = copy.deepcopy(model.config), registry_config(name)
+        cfg = copy.deepcopy(model.config)
         weights = resolve_weights(name, cfg["weights"])
         load_weights(model, weights, name)
         shutil.copyfile(weights, out / HUB_WEIGHTS)
-        default = DEFAULT_CARDS_DIR / name
-        if eval_results is None and card_dir is None and (default / PROVENANCE_FILE).is_file():
-            card_dir = default
     sha = sha256_file(out / HUB_WEIGHTS)
+    # the registered weights of a registry model: its card is rendered from the registry config,
+    # and by default from model_cards/<name>/, so the README equals that of `snnzoo card <name>`
+    card_cfg = _registered_config(cfg["name"], sha)
+    default = DEFAULT_CARDS_DIR / cfg["name"]
+    if card_cfg and eval_results is None and card_dir is None and (default / PROVENANCE_FILE).is_file():
+        card_dir = default
     cfg["weights"] = {"file": HUB_WEIGHTS, "sha256": sha, "dtype": "float16"}
     cfg["snnzoo_version"] = __version__
 
