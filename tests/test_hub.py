@@ -60,8 +60,8 @@ def test_hub_folder_contents(tmp_path):
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     proto = onnx.load(str(out / "model.onnx"))
     onnx.checker.check_model(proto)
-    assert cfg["weights"]["sha256"] in {p.value for p in proto.metadata_props} | {
-        json.loads(p.value).get("sha256") for p in proto.metadata_props if p.value.startswith("{")}
+    onnx_meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(onnx_meta["weights"])["sha256"] == cfg["weights"]["sha256"]
 
     meta = front_matter((out / "README.md").read_text())
     assert meta["library_name"] == "snnzoo" and meta["license"] == "mit"

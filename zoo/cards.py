@@ -147,7 +147,8 @@ def _model_section(cfg: dict[str, Any], num_params: int | None) -> list[str]:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
+    """Markdown for a card.json value: text as is, anything else as a JSON block."""
+    return value if isinstance(value, str) else f"```json\n{json.dumps(value, indent=2, sort_keys=True)}\n```"
 
 
 def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[str, Any] | None = None,

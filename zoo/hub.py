@@ -54,7 +54,7 @@ def _export_onnx(model: nn.Module, path: Path, sha256: str) -> None:
     except ImportError as e:
         click.echo(f"snnzoo: note: {path.name} not written: the ONNX exporter is unavailable ({e})", err=True)
         return
-    export_onnx(model, path, weights={"source": HUB_WEIGHTS, "sha256": sha256})
+    export_onnx(model, path, weights={"source": "checkpoint", "file": HUB_WEIGHTS, "sha256": sha256})
 
 
 def _as_evaluations(eval_results: dict | list[dict] | None) -> list[tuple[dict, dict]]:
