@@ -38,7 +38,7 @@ def bin_batch_torch(batch: Sequence[np.ndarray], sensor_size: Sensor, spec: dict
         return torch.zeros((n_b, n_time_bins or 1, n_pol, h, w), dtype=torch.float32, device=dev)
     x, y, t, p = _fields(batch)
     full = lens > 0
-    _check(x, y, t, p, starts[full], sensor_size)
+    _check(x, y, t, p, ends, sensor_size)
     t0, t1 = np.zeros(n_b, np.int64), np.zeros(n_b, np.int64)
     t0[full], t1[full] = t[starts[full]], t[ends[full] - 1]
     if time_window is None:
