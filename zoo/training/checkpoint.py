@@ -93,35 +93,11 @@ def export_folder(model: nn.Module, folder: str | Path, extra: dict[str, Any]) -
 
 
 def load_checkpoint_folder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a checkpoint folder: ``create_model(cfg["name"], **cfg["model"])``
-    and the fp32-cast ``model.safetensors``. Returns it in eval mode; ``model.config`` includes
-    the folder's ``training``/``data``/``metrics`` records where present."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Rebuild a model from a checkpoint folder in eval mode: the network ``config.json``
+    describes (``cfg["name"]``, ``cfg["model"]``) with the fp32-cast ``model.safetensors``;
+    ``model.config`` keeps the folder's ``training``/``data``/``metrics`` records. (One loader
+    for the whole project: :func:`snnzoo.zoo.pretrained.load_folder`, which also checks a
+    sha256 the config records for the file.)"""
+    from ..pretrained import load_folder
 
-    from ..registry import create_model
-
-    folder = Path(path)
-    cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    for p in (cfg_path, w_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-        name, kwargs = cfg["name"], cfg["model"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{cfg_path}: not a model config ({type(e).__name__}: {e})") from None
-    model = create_model(name, **kwargs)
-    try:
-        state = load_file(str(w_path))
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{w_path}: not a safetensors file ({e})") from None
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{w_path}: weights do not fit {name} ({str(e).splitlines()[0]})") from None
-    for key in ("training", "data", "metrics"):
-        if key in cfg:
-            model.config[key] = cfg[key]
-    return model.to(device).eval()
+    return load_folder(path).to(device).eval()

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from ..pretrained import PretrainedError
 from .config import ConfigError
 
 # What a user's bad input raises; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
+USER_ERRORS = (ConfigError, PretrainedError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               KeyError)
 
 
 def _fail(e: BaseException) -> None:

@@ -1,0 +1,89 @@
+"""CPU training throughput (samples/s) of the paper topologies and the compact models.
+
+One training step = what `snnzoo train` runs per batch: uint8 batch → model input, forward
+(fused STBP LIF), the config's loss, backward, optimizer step. Inputs are random at the data's
+shape (binary event frames at ~13 % density like binned N-MNIST; uint8 images). Each model runs
+at its default T with its shipped config's loss/optimiser; one warm-up step, then ``--steps``
+timed steps.
+
+    python benchmarks/bench_train_cpu.py [--batch-size 32] [--steps 3] [--threads N] [--models a,b]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from snnzoo.zoo.registry import create_model
+from snnzoo.zoo.training.config import load_config
+from snnzoo.zoo.training.data import to_input
+from snnzoo.zoo.training.optim import build_optimizer, loss_fn
+
+SETUPS = [  # (label, config name)
+    ("wu2019_nmnist (paper, NeuNorm)", "nmnist_paper"),
+    ("wu2019_nmnist (paper, no NeuNorm)", "nmnist_paper_noneunorm"),
+    ("wu2019_dvscifar10 (paper, NeuNorm)", "dvscifar10_paper"),
+    ("wu2019_cifar10 (paper, NeuNorm)", "cifar10_paper"),
+    ("nmnist_compact", "nmnist_compact"),
+    ("cifar10_compact", "cifar10_compact"),
+]
+
+
+def random_batch(cfg: dict, batch: int, gen: torch.Generator) -> torch.Tensor:
+    inp = cfg["input"]
+    if inp["kind"] == "events":
+        shape = (batch, inp["time_steps"], *cfg["model"]["in_shape"])
+        return (torch.rand(shape, generator=gen) < 0.13).to(torch.uint8)
+    return torch.randint(0, 256, (batch, *inp["shape"]), generator=gen, dtype=torch.uint8)
+
+
+def bench(config: str, batch: int, steps: int) -> dict:
+    cfg = load_config(config)
+    torch.manual_seed(0)
+    model = create_model(cfg["model"], **cfg["model_args"]).train()
+    opt = build_optimizer(model.parameters(), cfg)
+    loss = loss_fn(cfg, model.num_classes)
+    gen = torch.Generator().manual_seed(0)
+    x_u8 = random_batch(model.config, batch, gen)
+    y = torch.randint(0, model.num_classes, (batch,), generator=gen)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        scores = model(to_input(x_u8, model.config["input"], torch.device("cpu")))
+        value = loss(scores, y)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        if i:  # the first step warms up
+            times.append(time.perf_counter() - t0)
+    step = sorted(times)[len(times) // 2]
+    return {"model": cfg["model"], "T": model.time_steps, "params_M": model.num_params() / 1e6,
+            "step_s": step, "samples_per_s": batch / step}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--models", default="", help="comma-separated config names (default: all)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    chosen = [s for s in SETUPS if not args.models or s[1] in args.models.split(",")]
+    print(f"# CPU training throughput, batch {args.batch_size}, median of {args.steps} steps after 1 warm-up")
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"| {'setup':36s} | config                     |  T | params (M) | s / step | samples/s |")
+    print(f"|{'-' * 38}|{'-' * 28}|----|------------|----------|-----------|")
+    for label, config in chosen:
+        r = bench(config, args.batch_size, args.steps)
+        print(f"| {label:36s} | {config:26s} | {r['T']:2d} | {r['params_M']:10.2f} | {r['step_s']:8.2f} | "
+              f"{r['samples_per_s']:9.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
