@@ -52,31 +52,37 @@ def batches(frames: np.ndarray, batch: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(pool[i:i + batch]) for i in range(0, len(pool) - batch + 1, batch)]
 
 
-def _repeat(fn: Callable[[int], object], batch: int, min_time: float, first: int) -> tuple[float, int]:
+def _repeat(fn: Callable[[int], object], batch: int, min_time: float, first: int,
+            sync: Callable[[], object] | None) -> tuple[float, int]:
     calls, start = 0, time.perf_counter()
     while True:
         fn(first + calls)
         calls += 1
+        if sync is not None:
+            sync()
         elapsed = time.perf_counter() - start
         if elapsed >= min_time:
             return calls * batch / elapsed, calls
 
 
 def compare(fns: dict[str, Callable[[int], object]], batch: int, min_time: float = 1.0,
-            repeats: int = 3, warmup: int = 2) -> dict[str, float]:
+            repeats: int = 3, warmup: int = 2, sync: Callable[[], object] | None = None) -> dict[str, float]:
     """Median samples/s of each ``fn(i)`` (one call = one batch; ``i`` counts calls).
 
     The repeats are interleaved (A B C, A B C, ...) so that load from other processes on a
-    shared machine hits every contender alike."""
+    shared machine hits every contender alike. ``sync`` (e.g. ``torch.cuda.synchronize``) runs
+    after every call, so asynchronous work is inside the clock."""
     done = dict.fromkeys(fns, 0)
     for name, fn in fns.items():
         for i in range(warmup):
             fn(i)
+        if sync is not None:
+            sync()
         done[name] = warmup
     rates: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            rate, calls = _repeat(fn, batch, min_time, done[name])
+            rate, calls = _repeat(fn, batch, min_time, done[name], sync)
             rates[name].append(rate)
             done[name] += calls
     return {name: statistics.median(r) for name, r in rates.items()}
