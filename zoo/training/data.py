@@ -16,7 +16,6 @@ import torch
 from tqdm import tqdm
 
 from ...runtime.binning import bin_from_spec
-from ...runtime.readers import read_nmnist_bin
 
 
 @dataclass
@@ -32,51 +31,19 @@ class Frames:
         return len(self.y)
 
 
-class _NMNISTFolder:
-    """N-MNIST in its original layout ``root/{Train,Test}/<label>/<idx>.bin``."""
-
-    sensor_size = (34, 34, 2)
-    classes = [str(i) for i in range(10)]
-
-    def __init__(self, root: str | Path, split: str) -> None:
-        folder = Path(root) / {"train": "Train", "test": "Test"}.get(split, split)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: N-MNIST split folder not found")
-        self.files = [(f, int(d.name)) for d in sorted(folder.iterdir()) if d.is_dir() and d.name.isdigit()
-                      for f in sorted(d.glob("*.bin"))]
-        if not self.files:
-            raise FileNotFoundError(f"{folder}: no <label>/*.bin recordings")
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        path, label = self.files[i]
-        return read_nmnist_bin(path)[0], label
-
-
 def open_dataset(name: str, root: str | Path, split: str) -> Any:
-    """The dataset ``name`` (``get_dataset`` of :mod:`snnzoo.zoo.datasets`) at ``root``."""
-    try:
-        from ..datasets import get_dataset
-    except ImportError:
-        get_dataset = None
-    if get_dataset is not None:
-        return get_dataset(name, root, split)
-    if name == "nmnist":
-        return _NMNISTFolder(root, split)
-    raise ValueError(f"dataset {name!r} is not available (snnzoo.zoo.datasets has no get_dataset)")
+    """Dataset ``name`` at ``root`` (:func:`snnzoo.zoo.datasets.get_dataset`)."""
+    from ..datasets import get_dataset
+
+    return get_dataset(name, root, split)
 
 
 def _image_chw(img: Any) -> np.ndarray:
+    """A uint8 image ``[H, W, C]`` (or ``[H, W]``) as ``[C, H, W]``."""
     a = np.asarray(img)
     if a.dtype != np.uint8:
-        a = np.clip(np.rint(a * 255.0 if a.max() <= 1.0 else a), 0, 255).astype(np.uint8)
-    if a.ndim == 2:
-        a = a[None]
-    elif a.ndim == 3 and a.shape[-1] in (1, 3) and a.shape[0] not in (1, 3):
-        a = a.transpose(2, 0, 1)
-    return np.ascontiguousarray(a)
+        raise ValueError(f"expected uint8 images, got {a.dtype}")
+    return np.ascontiguousarray(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
 
 
 def load_frames(dataset: Any, input_spec: dict[str, Any], indices: np.ndarray | None = None,
