@@ -87,6 +87,33 @@ def _check(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, ends: np.
             raise EventFileError(f"events[{b}]", f"{name}={c[pos]} at event {j} is {what} ({limit})")
 
 
+def segment_bounds(t: np.ndarray, lens: np.ndarray, n_time_bins: int | None,
+                   time_window: int | None) -> tuple[int, int, np.ndarray]:
+    """Bin edges per stream → ``(T, tail, counts [B, T + tail])``: the number of events of
+    stream b in bin k, from a ``searchsorted`` of the edges ``t0 + k·window`` in its timestamps
+    (``t``: all streams concatenated, each sorted). ``tail = 1`` with ``time_window``: the
+    events past bin T − 1 are counted in an extra, dropped bin."""
+    n_b = len(lens)
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    full = lens > 0
+    t0, t1 = np.zeros(n_b, np.int64), np.zeros(n_b, np.int64)
+    t0[full], t1[full] = t[starts[full]], t[ends[full] - 1]
+    if time_window is None:
+        steps, tail = int(n_time_bins), 0
+        window = np.maximum((t1 - t0) // steps, 1)
+    else:
+        window = np.full(n_b, int(time_window), np.int64)
+        steps, tail = int(n_time_bins or (-(-(t1 - t0 + 1) // window)).max()), 1
+    n_edges = steps - 1 + tail
+    edges = t0[:, None] + window[:, None] * np.arange(1, n_edges + 1)
+    bounds = np.repeat(starts[:, None], n_edges + 2, axis=1)
+    bounds[:, -1] = ends
+    for b in np.flatnonzero(full):
+        bounds[b, 1:-1] = np.searchsorted(t[starts[b]:ends[b]], edges[b]) + starts[b]
+    return steps, tail, np.diff(bounds, axis=1)
+
+
 def bin_batch(batch: Sequence[np.ndarray], sensor_size: Sensor, n_time_bins: int | None = None,
               time_window: int | None = None, mode: str = "count", downsample: int = 1) -> np.ndarray:
     """Bin a list of structured event arrays (``x, y, t, p``); returns float32 ``[B, T, P, H', W']``."""
@@ -99,27 +126,11 @@ def bin_batch(batch: Sequence[np.ndarray], sensor_size: Sensor, n_time_bins: int
         return np.zeros((n_b, n_time_bins or 1, n_pol, h, w), np.float32)
     x, y, t, p = _fields(batch)
     _check(x, y, t, p, ends, sensor_size)
-    full = lens > 0
-    t0, t1 = np.zeros(n_b, np.int64), np.zeros(n_b, np.int64)
-    t0[full], t1[full] = t[starts[full]], t[ends[full] - 1]
-    # frame boundaries: edge k of stream b at t0 + k·window; bins = segments between edges
     border = d > 1 and (w * d != sensor_size[0] or h * d != sensor_size[1])
-    if time_window is None:
-        steps = int(n_time_bins)
-        window, n_edges = np.maximum((t1 - t0) // steps, 1), steps - 1
-    else:
-        window = np.full(n_b, int(time_window), np.int64)
-        steps = int(n_time_bins or (-(-(t1 - t0 + 1) // window)).max())
-        n_edges = steps  # events past the last edge fall in the dropped tail frame
-    tail = int(time_window is not None or border)
-    # stream b, bin k → frame b·(T + tail) + k, segments between edges t0 + k·window
-    edges = t0[:, None] + window[:, None] * np.arange(1, n_edges + 1)
-    bounds = np.repeat(starts[:, None], n_edges + 2, axis=1)
-    bounds[:, -1] = ends
-    for b in np.flatnonzero(full):
-        bounds[b, 1:-1] = np.searchsorted(t[starts[b]:ends[b]], edges[b]) + starts[b]
-    frames = np.arange(n_b * (steps + tail), dtype=np.int64).reshape(n_b, steps + tail)[:, :n_edges + 1]
-    idx = np.repeat(frames.ravel() * fsz, np.diff(bounds, axis=1).ravel())
+    steps, tail, per_bin = segment_bounds(t, lens, n_time_bins, time_window)
+    tail = max(tail, int(border))
+    frames = np.arange(n_b * (steps + tail), dtype=np.int64).reshape(n_b, steps + tail)[:, :per_bin.shape[1]]
+    idx = np.repeat(frames.ravel() * fsz, per_bin.ravel())
     if d > 1:
         x, y = x // d, y // d
     spatial = y.astype(np.int32)
