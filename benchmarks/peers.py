@@ -78,9 +78,9 @@ class SJNet(nn.Module):
 
     def __init__(self, net: SpikingNet) -> None:
         super().__init__()
+        _check(net)
         from spikingjelly.activation_based import layer, neuron
 
-        _check(net)
         ref = _lifs(net)
         mods: list[nn.Module] = []
         for m in net.layers:
@@ -118,9 +118,9 @@ class SnnTorchNet(nn.Module):
 
     def __init__(self, net: SpikingNet) -> None:
         super().__init__()
+        _check(net)
         import snntorch as snn
 
-        _check(net)
         self.npc = net.voting.neurons_per_class
         mods: list[nn.Module] = []
         for m in net.layers:
