@@ -85,7 +85,7 @@ def test_eval_text_and_onnx(folder, nmnist_root, tmp_path):
     runner = CliRunner()
     text = runner.invoke(cli, ["eval", str(folder), *common, "--no-progress"])
     assert text.exit_code == 0, text.output
-    assert "95 % CI" in text.output and "confusion matrix" in text.output and "layers.1" in text.output
+    assert "95 % CI" in text.output and "confusion matrix" in text.output and "layers.1     32C3" in text.output
     ort = runner.invoke(cli, ["eval", str(onnx_path), *common, "--format", "json", "--no-progress"])
     assert ort.exit_code == 0, ort.output
     got = json.loads(ort.output)

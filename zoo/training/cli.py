@@ -40,11 +40,14 @@ def _fail(e: BaseException) -> None:
 def train_command(config_or_model: str, data_root: str, epochs: int | None, batch_size: int | None,
                   device: str | None, out: str | None, resume: bool, seed: int | None, amp: str | None,
                   compile_: bool | None, threads: int | None, sets: tuple[str, ...], progress: bool) -> None:
-    """Train CONFIG_OR_MODEL (a .toml file, a config name from configs/, or a model name).
+    """Train CONFIG_OR_MODEL: a .toml file, a config name from configs/ (nmnist_paper,
+    cifar10_compact...; these take precedence), or a registered model with the default recipe.
 
     Writes OUT/last.ckpt (every epoch and every train.ckpt_every steps), metrics.jsonl,
-    curves.png, and at the end model.safetensors (fp16) + config.json. Runs unchanged under
-    `torchrun --nproc_per_node=N` (DDP; gloo on CPU, nccl on CUDA)."""
+    curves.png, and at the end model.safetensors (fp16) + config.json with the last epoch's
+    weights. --resume continues a killed run exactly; it may change only the epochs, device,
+    threads and logging intervals. Runs unchanged under `torchrun --nproc_per_node=N` (DDP;
+    gloo on CPU, nccl on CUDA; --batch-size is per process)."""
     from .trainer import Trainer
     from .config import load_config
 

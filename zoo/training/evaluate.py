@@ -132,6 +132,10 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
               "confusion": cm.tolist(), "firing_rates": rates}
     if rates is None:
         result["firing_rates_note"] = ONNX_NO_RATES
+    else:  # one LIF per weight layer, in the order of the arch notation (pooling has none)
+        tokens = [t for t in runner.config["arch"].split("-") if not t.startswith("AP")]
+        if len(tokens) == len(rates):
+            result["firing_rate_layers"] = dict(zip(rates, tokens))
     return result
 
 
@@ -155,5 +159,6 @@ def format_text(r: dict[str, Any]) -> str:
     if r["firing_rates"] is None:
         lines.append(f"  {r['firing_rates_note']}")
     else:
-        lines += [f"  {name:24s} {rate:.4f}" for name, rate in r["firing_rates"].items()]
+        layers = r.get("firing_rate_layers", {})
+        lines += [f"  {name:12s} {layers.get(name, ''):12s} {rate:.4f}" for name, rate in r["firing_rates"].items()]
     return "\n".join(lines)
