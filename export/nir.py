@@ -65,9 +65,8 @@ def to_nir(model: SpikingNet, time_steps: int | None = None, dt: float = 1.0):
     """The ``nir.NIRGraph`` of ``model`` (one time step; see the module docstring)."""
     nir = _nir()
     net = prepare(model, time_steps)
-    name = net.config.get("name", "model")
     if any(isinstance(m, NeuNorm) for m in net.modules()):
-        raise ValueError(f"{name}: NIR has no NeuNorm node; export with neunorm=False")
+        raise ValueError("NIR has no NeuNorm node; export with neunorm=False")
     shape = list(net.in_shape)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     counts: dict[str, int] = {}
@@ -104,7 +103,7 @@ def to_nir(model: SpikingNet, time_steps: int | None = None, dt: float = 1.0):
             add("fc", nir.Affine(weight=w, bias=b))
             shape = [w.shape[0]]
         else:
-            raise ValueError(f"{name}: NIR export does not support {type(head).__name__}")
+            raise ValueError(f"NIR export does not support {type(head).__name__}")
     per_class = net.voting.neurons_per_class
     group = np.kron(np.eye(net.num_classes), np.full((1, per_class), 1 / per_class)).astype(np.float32)
     nodes["readout"] = nir.Linear(weight=group)

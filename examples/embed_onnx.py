@@ -1,0 +1,90 @@
+"""Classify event recordings with an exported snnzoo model, using only numpy + onnxruntime.
+
+    snnzoo export nmnist_compact -o nmnist.onnx
+    python examples/embed_onnx.py nmnist.onnx recording.bin other.npy [--top-k 3] [--json]
+
+Everything the model needs is in the file's metadata: the sensor size, the binning spec, T and
+the class labels. Event files: ``.npy`` structured arrays with fields x, y, t (µs), p, or
+N-MNIST ``.bin`` (5 bytes per event). Copy this file into a service; it needs neither torch
+nor snnzoo.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+
+def read_events(path: str) -> np.ndarray:
+    """Structured events with fields x, y, t, p."""
+    if path.endswith(".npy"):
+        ev = np.load(path, allow_pickle=False)
+        if ev.dtype.names is None or not {"x", "y", "t", "p"} <= set(ev.dtype.names):
+            raise ValueError(f"{path}: expected a structured array with fields x, y, t, p")
+        return ev
+    raw = np.fromfile(path, dtype=np.uint8)  # N-MNIST .bin
+    raw = raw[: len(raw) // 5 * 5].reshape(-1, 5).astype(np.int64)
+    ev = np.empty(len(raw), dtype=[("x", "i8"), ("y", "i8"), ("t", "i8"), ("p", "i8")])
+    ev["x"], ev["y"], ev["p"] = raw[:, 0], raw[:, 1], raw[:, 2] >> 7
+    ev["t"] = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+    return ev
+
+
+def bin_events(ev: np.ndarray, sensor_size: list[int], spec: dict, steps: int) -> np.ndarray:
+    """Frames ``[T, P, H // d, W // d]``, as snnzoo bins them (``runtime/binning.py``).
+
+    ``n_time_bins``: window ``w = max((t_last − t_first) // T, 1)``, bin ``min((t − t_first) // w,
+    T − 1)``; ``time_window=w``: bin ``(t − t_first) // w``, events past T bins dropped.
+    ``downsample=d``: pixel (x // d, y // d); ``mode="binary"``: counts clamped to 1.
+    """
+    (w_s, h_s, n_pol), d = sensor_size, spec.get("downsample", 1)
+    h, w = h_s // d, w_s // d
+    frames = np.zeros((steps, n_pol, h, w), np.float32)
+    if len(ev) == 0:
+        return frames
+    t = ev["t"].astype(np.int64) - int(ev["t"][0])
+    window = spec.get("time_window") or max(int(t[-1]) // steps, 1)
+    b = t // window
+    if not spec.get("time_window"):
+        b = np.minimum(b, steps - 1)
+    x, y = ev["x"].astype(np.int64) // d, ev["y"].astype(np.int64) // d
+    p = ev["p"].astype(np.int64) if n_pol > 1 else np.zeros_like(x)
+    keep = (b < steps) & (x < w) & (y < h)
+    np.add.at(frames, (b[keep], p[keep], y[keep], x[keep]), 1.0)
+    if spec.get("mode") == "binary":
+        np.minimum(frames, 1.0, out=frames)
+    return frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="one JSON object per file")
+    args = ap.parse_args(argv)
+
+    session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("input_kind") != "events" or meta.get("streaming") == "true":
+        print(f"{args.model}: not an unrolled event-stream snnzoo model", file=sys.stderr)
+        return 2
+    classes, sensor = json.loads(meta["classes"]), json.loads(meta["sensor_size"])
+    spec, steps = json.loads(meta["binning"]), int(meta["time_steps"])
+    frames = np.stack([bin_events(read_events(f), sensor, spec, steps) for f in args.files])
+    scores = session.run(["scores"], {meta["input_name"]: frames})[0]
+    for f, s in zip(args.files, scores):
+        order = np.argsort(-s, kind="stable")[: args.top_k]
+        topk = [{"label": int(i), "class": classes[i], "score": float(s[i])} for i in order]
+        if args.json:
+            print(json.dumps({"file": f, **topk[0], "topk": topk}))
+        else:
+            print(f"{f}: " + "  ".join(f"{k['class']}:{k['score']:.3f}" for k in topk))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""ONNX export: every registry model at small T, metadata, verification, the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import snnzoo
+from snnzoo.cli import cli
+from snnzoo.export import export_onnx, verify_onnx
+from snnzoo.export.onnx import example_input, prepare
+from snnzoo.export.verify import event_inputs
+from snnzoo.runtime.onnx_metadata import decode_metadata, initializers_sha256, read_metadata
+from snnzoo.runtime.readers import read_nmnist_bin
+
+SMALL_T = 2
+
+
+def randomize(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial NeuNorm scales and BN statistics, so the export must carry them."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, snnzoo.zoo.NeuNorm):
+                m.scale.copy_(torch.rand(m.scale.shape, generator=g))
+            elif isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.1, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+    return net
+
+
+def nmnist_files(root: Path, n: int) -> list[Path]:
+    """``n`` recordings spread over the ten digits."""
+    per = -(-n // 10)
+    files = [f for d in range(10) for f in sorted((root / "Train" / str(d)).glob("*.bin"))[:per]]
+    return files[:n]
+
+
+def small_inputs(net, batch: int = 6) -> np.ndarray:
+    return example_input(net, batch=batch).numpy()
+
+
+@pytest.mark.parametrize("name", snnzoo.list_models())
+def test_registry_model_exports_and_verifies(name, tmp_path):
+    torch.manual_seed(0)
+    net = randomize(snnzoo.create_model(name, time_steps=SMALL_T))
+    path = export_onnx(net, tmp_path / f"{name}.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.onnx"]  # one self-contained file
+    model = onnx.load(str(path))
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+    sess = ort.InferenceSession(str(path))
+    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    classes = len(net.config["classes"])
+    if net.encoding:
+        assert inp.name == "image" and inp.shape[1:] == list(net.in_shape)
+    else:
+        assert inp.name == "frames" and inp.shape[1:] == [SMALL_T, *net.in_shape]
+    assert isinstance(inp.shape[0], str), "batch axis must be dynamic"
+    assert out.name == "scores" and out.shape[1] == classes and isinstance(out.shape[0], str)
+
+    report = verify_onnx(path, net, small_inputs(net))
+    assert report["checker"] == "ok" and report["passed"], report
+    assert net.training, "export must not switch the caller's model to eval"
+
+
+@pytest.fixture(scope="module")
+def nmnist_export(tmp_path_factory):
+    torch.manual_seed(0)
+    net = snnzoo.create_model("nmnist_compact", time_steps=3)
+    path = export_onnx(net, tmp_path_factory.mktemp("nmnist") / "m.onnx", weights={"source": "random-init"})
+    return net, path
+
+
+def test_metadata_is_complete_and_readable_without_torch(nmnist_export):
+    _, path = nmnist_export
+    meta = read_metadata(path)
+    proto = onnx.load(str(path))
+    assert meta == decode_metadata({p.key: p.value for p in proto.metadata_props})
+    assert meta == read_metadata(ort.InferenceSession(str(path)))
+    assert meta["model_id"] == "nmnist_compact" and meta["snnzoo_version"] == snnzoo.__version__
+    assert meta["classes"] == [str(i) for i in range(10)] and meta["num_classes"] == 10
+    assert meta["time_steps"] == 3 and meta["input_name"] == "frames" and meta["input_shape"] == [3, 2, 34, 34]
+    assert meta["sensor_size"] == [34, 34, 2]
+    assert meta["binning"] == {"method": "n_time_bins", "n_time_bins": 3, "mode": "binary",
+                               "downsample": 1, "polarity_channels": 2}
+    assert meta["normalization"] is None and meta["streaming"] is False
+    assert meta["neuron"]["k"] == 0.2 and meta["neuron"]["v_th"] == 0.5 and meta["neuron"]["neunorm_k2"] == 0.9
+    assert meta["output"]["neurons_per_class"] == 10
+    assert meta["weights"] == {"source": "random-init"}
+    assert meta["license"] == "MIT" and "wu2019direct" in meta["citation"]
+    assert proto.producer_name == "snnzoo"
+
+
+def test_weights_sha256_tracks_the_weights(nmnist_export):
+    _, path = nmnist_export
+    proto = onnx.load(str(path))
+    digest = read_metadata(path)["weights_sha256"]
+    assert digest == initializers_sha256(proto) and len(digest) == 64
+    tensor = max(proto.graph.initializer, key=lambda t: len(t.raw_data))
+    arr = numpy_helper.to_array(tensor).copy()
+    arr.flat[0] += 1.0
+    tensor.CopyFrom(numpy_helper.from_array(arr, tensor.name))
+    assert initializers_sha256(proto) != digest
+
+
+def test_image_metadata_and_opset(tmp_path):
+    net = snnzoo.create_model("cifar10_compact", time_steps=SMALL_T)
+    path = export_onnx(net, tmp_path / "c.onnx", opset=18)
+    meta = read_metadata(path)
+    assert {o.domain: o.version for o in onnx.load(str(path)).opset_import}[""] == 18
+    assert meta["input_name"] == "image" and meta["input_kind"] == "image"
+    assert meta["sensor_size"] is None and meta["binning"] is None
+    assert meta["normalization"]["std"] == net.config["input"]["std"]
+    assert meta["classes"][0] == "airplane" and meta["neuron"]["bn"] is True
+
+
+def test_verify_detects_a_different_model(nmnist_export):
+    net, path = nmnist_export
+    torch.manual_seed(1)
+    other = snnzoo.create_model("nmnist_compact", time_steps=3)
+    report = verify_onnx(path, other, example_input(prepare(net), batch=16).numpy())
+    assert not report["passed"] and report["flip_rate"] > 10 * report["tolerance"]["max_flip_rate"], report
+
+
+def test_real_nmnist_recordings(nmnist_root, tmp_path):
+    """nmnist_compact at its own T on 40 real recordings: top-1 identical, flips within tolerance."""
+    torch.manual_seed(0)
+    net = randomize(snnzoo.create_model("nmnist_compact"))
+    path = export_onnx(net, tmp_path / "n.onnx")
+    x = event_inputs([read_nmnist_bin(f) for f in nmnist_files(nmnist_root, 40)], net.config)
+    assert x.shape == (40, 8, 2, 34, 34) and x.any()
+    report = verify_onnx(path, net, x)
+    print(json.dumps(report))
+    assert report["passed"], report
+    assert report["top1_unique"] > 20  # the check is not vacuous
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, ["export", *map(str, args)])
+
+
+def test_cli_export_with_check(tmp_path):
+    out = tmp_path / "m.onnx"
+    res = run_cli("nmnist_compact", "--no-pretrained", "-T", SMALL_T, "-o", out, "--check")
+    assert res.exit_code == 0, res.output
+    assert "passed" in res.output and out.is_file()
+    meta = read_metadata(out)
+    assert meta["time_steps"] == SMALL_T and meta["weights"] == {"source": "random-init"}
+
+
+def test_cli_checkpoint_folder(tmp_path):
+    torch.manual_seed(0)
+    net = randomize(snnzoo.create_model("nmnist_compact", time_steps=SMALL_T))
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(net.config))
+    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(folder / "model.safetensors"))
+    out = tmp_path / "ckpt.onnx"
+    res = run_cli(folder, "-o", out)
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(out)
+    assert meta["weights"]["source"] == "checkpoint" and len(meta["weights"]["sha256"]) == 64
+    half = snnzoo.create_model("nmnist_compact", time_steps=SMALL_T)
+    half.load_state_dict({k: v.half().float() for k, v in net.state_dict().items()})
+    assert verify_onnx(out, half, small_inputs(half))["max_vote_diff"] == 0
+
+
+def test_cli_errors(tmp_path):
+    res = run_cli("no_such_model", "-o", tmp_path / "x.onnx")
+    assert res.exit_code == 1 and res.stderr.startswith("snnzoo: error: no_such_model: ")
+    unpublished = [n for n in snnzoo.list_models() if n not in snnzoo.list_models(pretrained=True)]
+    if unpublished:
+        res = run_cli(unpublished[0], "-o", tmp_path / "x.onnx")
+        assert res.exit_code == 1 and "--no-pretrained" in res.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    res = run_cli(broken, "-o", tmp_path / "x.onnx")
+    assert res.exit_code == 1 and res.stderr.startswith(f"snnzoo: error: {broken / 'config.json'}: ")
+    assert len(res.stderr.strip().splitlines()) == 1
+    res = run_cli("nmnist_compact", "--no-pretrained", "--format", "nir", "--streaming", "-o", tmp_path / "x.nir")
+    assert res.exit_code == 1 and "onnx only" in res.stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["wu2019_nmnist", "wu2019_dvscifar10", "wu2019_cifar10"])
+def test_paper_topology_at_its_T(name, tmp_path, request):
+    torch.manual_seed(0)
+    net = randomize(snnzoo.create_model(name))
+    path = export_onnx(net, tmp_path / f"{name}.onnx")
+    assert read_metadata(path)["time_steps"] == net.time_steps
+    if name == "wu2019_nmnist":
+        root = request.getfixturevalue("nmnist_root")
+        x = event_inputs([read_nmnist_bin(f) for f in nmnist_files(root, 20)], net.config)
+    else:
+        x = small_inputs(net, batch=8)
+    report = verify_onnx(path, net, x)
+    print(json.dumps(report))
+    assert report["passed"], report
