@@ -277,3 +277,28 @@ def test_readers_do_not_import_torch(shared_data):
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tonic') or m.startswith('snnzoo.zoo')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_info_on_every_real_event_file(shared_data):
+    import json
+
+    from click.testing import CliRunner
+
+    from snnzoo.cli import cli
+
+    files = ([shared_data / "nmnist" / "sample_nmnist.bin"] + sorted((shared_data / "dvsgesture").glob("*.bs2"))
+             + sorted((shared_data / "events").glob("*/*")))
+    assert len(files) == 18
+    result = CliRunner().invoke(cli, ["info", "--format", "json", *map(str, files)])
+    assert result.exit_code == 0 and result.stderr == ""
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in rows] == [str(f) for f in files]
+    for row, f in zip(rows, files):
+        ev, sensor, fmt = read_events(f)
+        assert (row["format"], row["events"], row["sensor_size"]) == (fmt, len(ev), list(sensor))
+        assert row["duration_us"] == ev["t"][-1] - ev["t"][0]
+        assert row["on_fraction"] == pytest.approx(ev["p"].mean(), abs=1e-6)
+        assert row["event_rate_hz"] == pytest.approx(len(ev) / (row["duration_us"] * 1e-6), rel=1e-6)
+    text = CliRunner().invoke(cli, ["info", str(files[0])])
+    assert text.exit_code == 0 and text.stdout == (f"{files[0]}: nmnist, 4,325 events, 0.310521 s, "
+                                                   "sensor 34×34×2, ON 49.6%, 13.9 kev/s\n")
