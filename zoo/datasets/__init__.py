@@ -46,13 +46,11 @@ def get_dataset(name: str, root: str | Path | None = None, split: str = "train",
     module, attr = DATASETS[key][0].split(":")
     cls = getattr(importlib.import_module(module), attr)
     root = default_root(key) if root is None else root
-    if key == "mnist":
-        try:
+    try:
+        if key == "mnist":
             return cls(root, split=split, **kwargs)
-        except FileNotFoundError as e:
-            if isinstance(e, DatasetNotFoundError):
-                raise
-            raise DatasetNotFoundError("MNIST", root, "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                                       "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
-                                       importlib.import_module(module).SOURCE) from None
-    return cls(root, train=None if split == "all" else split == "train", **kwargs)
+        return cls(root, train=None if split == "all" else split == "train", **kwargs)
+    except DatasetNotFoundError:
+        raise
+    except FileNotFoundError as e:  # a loader of its own (MNIST idx files) that says what is missing
+        raise DatasetNotFoundError(f"{e}. Nothing is downloaded.", root) from None

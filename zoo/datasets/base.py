@@ -13,10 +13,14 @@ from ...runtime.readers import read_events
 class DatasetNotFoundError(FileNotFoundError):
     """The data is not where it was looked for; the message says where to get it and put it."""
 
-    def __init__(self, name: str, root: str | Path, expected: str, source: str) -> None:
-        self.root = Path(root)
-        super().__init__(f"{name} not found under {root}: expected {expected}. Nothing is downloaded; "
-                         f"get it from {source} and put it there (or pass root=…).")
+    def __init__(self, message: str, root: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.root = None if root is None else Path(root)
+
+    @classmethod
+    def missing(cls, name: str, root: str | Path, expected: str, source: str) -> DatasetNotFoundError:
+        return cls(f"{name} not found under {root}: expected {expected}. Nothing is downloaded; "
+                   f"get it from {source} and put it there (or pass root=…).", root)
 
 
 def find_root(root: str | Path, *candidates: str) -> Path | None:

@@ -111,7 +111,7 @@ class CIFAR10:
         if source == "auto":
             source = "pickle" if has_pickle else "jpeg" if has_jpeg else ""
         if source not in ("pickle", "jpeg") or not (has_pickle if source == "pickle" else has_jpeg):
-            raise DatasetNotFoundError(
+            raise DatasetNotFoundError.missing(
                 "CIFAR-10", root, "cifar-10-batches-py/data_batch_1..5 and test_batch (python version), "
                 f"or {TAR} with {LABELS_JS} and the cifar10_batch_*.png sprites", SOURCE)
         self.source = source

@@ -48,7 +48,7 @@ class CIFAR10DVS(EventDataset):
                 files += found
                 targets += [c] * len(found)
         if not files:
-            raise DatasetNotFoundError("CIFAR10-DVS", root, "<class>/*.aedat4 or <class>/*.aedat for the classes "
+            raise DatasetNotFoundError.missing("CIFAR10-DVS", root, "<class>/*.aedat4 or <class>/*.aedat for the classes "
                                        + ", ".join(CLASSES), SOURCE)
         test = per_class_split(targets, seed, test_fraction)
         keep = np.ones(len(files), bool) if train is None else (~test if train else test)

@@ -43,7 +43,7 @@ class DVSGesture(EventDataset):
                     self.users.append(int(user[4:]))
                     self.lighting.append(light)
         if not self.files:
-            raise DatasetNotFoundError("DVS128 Gesture", root, f"{split}/user<NN>_<lighting>/<label>.npy", SOURCE)
+            raise DatasetNotFoundError.missing("DVS128 Gesture", root, f"{split}/user<NN>_<lighting>/<label>.npy", SOURCE)
         self.train = train
 
     def read(self, i: int) -> np.ndarray:

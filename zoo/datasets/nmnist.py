@@ -32,7 +32,7 @@ class NMNIST(EventDataset):
                 self.files += files
                 self.targets += [int(d.name)] * len(files)
         if not self.files:
-            raise DatasetNotFoundError("N-MNIST", root, f"{split}/<digit>/*.bin recordings", SOURCE)
+            raise DatasetNotFoundError.missing("N-MNIST", root, f"{split}/<digit>/*.bin recordings", SOURCE)
         self.train, self.first_saccade_only = train, first_saccade_only
 
     def read(self, i: int) -> np.ndarray:
