@@ -54,19 +54,19 @@ class EmulatorParams:
 
     origin: tuple[float, float] = (2.4, 2.4)  # p_0: mean image top-left position (x, y)
     offset_sd: float = 0.15  # σ_δ
-    waypoints: tuple[tuple[float, float], ...] = ((-1.7, -1.0), (-0.9, 4.2), (3.0, -1.1))
+    waypoints: tuple[tuple[float, float], ...] = ((-1.7, -1.0), (-0.9, 4.2), (3.0, -0.8))
     # per saccade: ((start, end) of the x motion, (start, end) of the y motion)
     saccades_us: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
-        ((9_000, 84_000), (9_000, 84_000)), ((104_000, 189_000), (104_000, 189_000)),
-        ((221_000, 299_000), (221_000, 299_000)))
-    ramp: tuple[float, float] = (0.2, 0.2)  # r, for x and y
+        ((37_000, 81_000), (10_000, 80_000)), ((81_000, 215_000), (115_000, 185_000)),
+        ((217_000, 303_000), (225_000, 295_000)))
+    ramp: tuple[float, float] = (0.35, 0.25)  # r, for x and y
     psf_sigma: float = 0.4  # σ_psf
     black_level: float = 0.1  # b
     threshold: float = 0.35  # C
     threshold_sd: float = 0.05  # σ_C (relative)
     refractory_us: int = 1_700  # τ_ref
     dt_us: int = 1_000  # Δt
-    noise_hz: float = 0.3  # λ, per pixel
+    noise_hz: float = 0.35  # λ, per pixel
     noise_on: float = 0.95  # π_on
     duration_us: float = 311_000  # D̄
     duration_sd_us: float = 3_000  # σ_D

@@ -27,6 +27,7 @@ DATASETS: dict[str, tuple[str, str]] = {
     "dvsgesture": ("snnzoo.zoo.datasets.dvsgesture:DVSGesture", "dvsgesture"),
     "cifar10": ("snnzoo.zoo.datasets.cifar10:CIFAR10", "cifar10"),
     "mnist": ("snnzoo.zoo.datasets.mnist:MNIST", "mnist"),
+    "emulatednmnist": ("snnzoo.zoo.datasets.emulated:EmulatedNMNIST", "mnist"),
 }
 
 

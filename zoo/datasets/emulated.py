@@ -49,6 +49,7 @@ class EmulatedNMNIST:
         cache_dir: where :meth:`frames` stores binned chunks (None: no disk cache).
         chunk: images emulated together.
         transform: applied to each event stream by ``__getitem__``.
+        train: ``get_dataset``'s form of ``split`` (True: "train", False: "test"); overrides it.
     """
 
     sensor_size = SENSOR_SIZE
@@ -56,7 +57,9 @@ class EmulatedNMNIST:
 
     def __init__(self, root: str | Path, split: str = "train", indices: Sequence[int] | None = None,
                  seed: int = 0, params: EmulatorParams = EmulatorParams(), cache_dir: str | Path | None = None,
-                 chunk: int = 1000, transform: Callable[[np.ndarray], object] | None = None) -> None:
+                 chunk: int = 1000, transform: Callable[[np.ndarray], object] | None = None,
+                 train: bool | None = None) -> None:
+        split = split if train is None else ("train" if train else "test")
         images, labels = load_mnist(root, split)
         idx = default_indices(split, len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
         if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= len(images))):
