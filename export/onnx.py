@@ -73,11 +73,15 @@ def input_name(net: SpikingNet, streaming: bool = False) -> str:
 
 
 def example_input(net: SpikingNet, batch: int = 2, streaming: bool = False) -> torch.Tensor:
-    """A random input of the right shape: binary frames for events, N(0, 1) for images."""
+    """A random input of the right shape: N(0, 1) images; event frames with about the density of
+    real recordings — Bernoulli(0.1) for ``binary`` binning, Poisson(0.25) counts for ``count``."""
     g = torch.Generator().manual_seed(0)
     if net.encoding:
         return torch.randn(batch, *net.in_shape, generator=g)
     shape = (batch, *net.in_shape) if streaming else (batch, net.time_steps, *net.in_shape)
+    binning = getattr(net, "config", {}).get("input", {}).get("binning", {})
+    if binning.get("mode") == "count":
+        return torch.poisson(torch.full(shape, 0.25), generator=g)
     return (torch.rand(shape, generator=g) < 0.1).float()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,7 +19,7 @@ JSON_KEYS = frozenset({"classes", "input_shape", "sensor_size", "binning", "norm
 INT_KEYS = frozenset({"time_steps", "num_classes"})
 BOOL_KEYS = frozenset({"streaming"})
 
-_METADATA_PROPS = 14  # ModelProto field numbers (onnx.proto3)
+_GRAPH, _METADATA_PROPS = 7, 14  # ModelProto field numbers (onnx.proto3)
 _KEY, _VALUE = 1, 2  # StringStringEntryProto
 
 
@@ -79,6 +80,7 @@ def _varint(f: BinaryIO) -> int | None:
 def _scan_metadata_props(f: BinaryIO, path: Path) -> dict[str, str]:
     """Top-level fields of a serialized ``ModelProto``; only ``metadata_props`` is decoded."""
     props: dict[str, str] = {}
+    size, has_graph = os.fstat(f.fileno()).st_size, False
     while (tag := _varint(f)) is not None:
         field, wire = tag >> 3, tag & 7
         if wire == 0:
@@ -95,9 +97,14 @@ def _scan_metadata_props(f: BinaryIO, path: Path) -> dict[str, str]:
                 key, value = _entry(f.read(length))
                 props[key] = value
             else:
+                has_graph |= field == _GRAPH
                 f.seek(length, 1)
         else:
             raise ValueError(f"{path}: not an ONNX model (protobuf wire type {wire})")
+        if f.tell() > size:
+            raise ValueError(f"{path}: truncated ONNX file")
+    if not has_graph:
+        raise ValueError(f"{path}: not an ONNX model (no graph)")
     return props
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,7 @@ def test_registry_model_exports_and_verifies(name, tmp_path):
 
     report = verify_onnx(path, net, small_inputs(net))
     assert report["checker"] == "ok" and report["passed"], report
+    assert report["top1_unique"] > 0, "the network must fire for the comparison to mean anything"
     assert net.training, "export must not switch the caller's model to eval"
 
 
@@ -100,6 +103,26 @@ def test_metadata_is_complete_and_readable_without_torch(nmnist_export):
     assert meta["weights"] == {"source": "random-init"}
     assert meta["license"] == "MIT" and "wu2019direct" in meta["citation"]
     assert proto.producer_name == "snnzoo"
+
+
+def test_metadata_reader_imports_neither_torch_nor_onnx(nmnist_export):
+    _, path = nmnist_export
+    code = ("import sys; from snnzoo.runtime.onnx_metadata import read_metadata; "
+            f"m = read_metadata({str(path)!r}); assert m['model_id'] == 'nmnist_compact'; "
+            "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'onnx', 'snnzoo.zoo')); "
+            "assert not bad, bad")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+def test_metadata_reader_rejects_other_files(nmnist_export, tmp_path):
+    bogus, cut = tmp_path / "not.onnx", tmp_path / "cut.onnx"
+    bogus.write_text("[project]\nname = 'not an onnx file'\n")
+    cut.write_bytes(nmnist_export[1].read_bytes()[:100_000])
+    with pytest.raises(ValueError, match="not.onnx: not an ONNX model"):
+        read_metadata(bogus)
+    with pytest.raises(ValueError, match="cut.onnx: truncated ONNX file"):
+        read_metadata(cut)
 
 
 def test_weights_sha256_tracks_the_weights(nmnist_export):
@@ -210,4 +233,4 @@ def test_paper_topology_at_its_T(name, tmp_path, request):
         x = small_inputs(net, batch=8)
     report = verify_onnx(path, net, x)
     print(json.dumps(report))
-    assert report["passed"], report
+    assert report["passed"] and report["top1_unique"] > 0, report

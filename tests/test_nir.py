@@ -105,3 +105,13 @@ def test_neunorm_is_refused(tmp_path):
     assert res.stderr.strip() == ("snnzoo: error: nmnist_compact: NIR has no NeuNorm node; "
                                   "export with neunorm=False")
     assert not (tmp_path / "x.nir").exists()
+
+
+def test_cli_writes_nir(tmp_path):
+    out = tmp_path / "c.nir"
+    res = CliRunner().invoke(cli, ["export", "cifar10_compact", "--no-pretrained", "--format", "nir",
+                                   "-T", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    graph = nir.read(str(out))
+    assert graph.metadata["model_id"] == "cifar10_compact" and graph.metadata["time_steps"] == 2
+    assert graph.metadata["classes"][0] == "airplane"
