@@ -1,4 +1,4 @@
-"""``snnzoo export MODEL -o FILE``: a registry model or a checkpoint folder to ONNX or NIR."""
+"""``snnzoo export MODEL -o FILE``: a registry model, Hub folder or checkpoint folder to ONNX or NIR."""
 from __future__ import annotations
 
 import sys
@@ -49,7 +49,8 @@ def load_model(spec: str, pretrained: bool | None):
 
 def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, str]:
     from ..runtime.errors import EventFileError
-    from ..runtime.readers import read_events
+    from ..runtime.predict import expand_inputs
+    from ..runtime.readers import EXTENSIONS, read_events
     from .onnx import example_input
     from .verify import event_inputs
 
@@ -59,7 +60,9 @@ def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, 
         raise ExportError(f"{files[0]}: --check-data takes event files; {net.config['name']} takes images")
     recordings = []
     sensor = tuple(net.config["input"]["sensor_size"])
-    for f in files:
+    for f, problem in expand_inputs(files, set(EXTENSIONS)):
+        if problem:
+            raise ExportError(f"{f}: {problem}")
         try:
             events, size, _ = read_events(f, sensor_size=sensor)
         except EventFileError as e:
@@ -67,7 +70,7 @@ def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, 
         if tuple(size) != sensor:
             raise ExportError(f"{f}: sensor size {tuple(size)} does not match the model's {sensor}")
         recordings.append((events, size))
-    return event_inputs(recordings, net.config), f"{len(files)} recordings"
+    return event_inputs(recordings, net.config), f"{len(recordings)} recordings"
 
 
 @click.command("export")
@@ -77,20 +80,26 @@ def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, 
 @click.option("--time-steps", "-T", type=click.IntRange(min=1), help="Time steps T (default: the model's).")
 @click.option("--opset", type=click.IntRange(min=18), help="ONNX opset (default: the exporter's).")
 @click.option("--check", is_flag=True, help="Verify the file against PyTorch (checker + ONNX Runtime).")
-@click.option("--check-data", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Event files for --check (any format `snnzoo predict` reads); default: random inputs.")
+@click.option("--check-data", multiple=True,
+              help="Event file, folder or quoted glob for --check (repeatable; formats as `snnzoo predict`; "
+                   "implies --check); default: random inputs.")
 @click.option("--streaming", is_flag=True, help="One-time-step graph with explicit state (ONNX).")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "nir"]), default="onnx", show_default=True)
 @click.option("--pretrained/--no-pretrained", default=None,
               help="Load the published weights (default: required for registry models).")
 def export_command(model: str, output: Path, time_steps: int | None, opset: int | None, check: bool,
                    check_data: tuple[str, ...], streaming: bool, fmt: str, pretrained: bool | None) -> None:
-    """Export MODEL (a registry name or a checkpoint folder) to a self-describing ONNX file
-    (time loop unrolled, dynamic batch) or a NIR graph."""
+    """Export MODEL (a registry name, hf-hub:ORG/NAME or a checkpoint folder) to a
+    self-describing ONNX file (time loop unrolled, dynamic batch) or a NIR graph."""
+    check = check or bool(check_data)
     if fmt == "nir" and (streaming or opset or check):
         _fail("--streaming, --opset and --check apply to --format onnx only")
     try:
         net, weights = load_model(model, pretrained)
+        if check:  # read the check data first: a bad file fails before a long export
+            from .onnx import prepare
+
+            inputs, what = _check_inputs(prepare(net, time_steps), check_data, count=16)
         start = time.perf_counter()
         if fmt == "nir":
             from .nir import export_nir
@@ -98,7 +107,7 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
             export_nir(net, output, time_steps=time_steps)
             click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
             return
-        from .onnx import export_onnx, prepare
+        from .onnx import export_onnx
 
         export_onnx(net, output, time_steps=time_steps, opset=opset, streaming=streaming, weights=weights)
     except ExportError as e:
@@ -115,10 +124,6 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
     if check:
         from .verify import verify_onnx
 
-        try:
-            inputs, what = _check_inputs(prepare(net, time_steps), check_data, count=16)
-        except ExportError as e:
-            _fail(str(e))
         r = verify_onnx(output, net, inputs)
         click.echo(f"check ({what}): onnx.checker ok; top-1 {r['top1_agree_unique']}/{r['top1_unique']} "
                    f"(unique); max |Δscore| {r['max_abs_diff']:.2e}; flip rate {r['flip_rate']:.2e} "

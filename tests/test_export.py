@@ -179,9 +179,19 @@ def test_cli_export_with_check(tmp_path):
     out = tmp_path / "m.onnx"
     res = run_cli("nmnist_compact", "--no-pretrained", "-T", SMALL_T, "-o", out, "--check")
     assert res.exit_code == 0, res.output
-    assert "passed" in res.output and out.is_file()
+    assert "check (16 random inputs)" in res.output and "-> passed" in res.output
     meta = read_metadata(out)
     assert meta["time_steps"] == SMALL_T and meta["weights"] == {"source": "random-init"}
+
+
+def test_cli_streaming_checked_on_shipped_recordings(tmp_path):
+    samples = Path(snnzoo.__file__).parent / "runtime" / "samples"
+    out = tmp_path / "s.onnx"
+    res = run_cli("nmnist_compact", "--no-pretrained", "--streaming", "-o", out, "--check-data", samples)
+    assert res.exit_code == 0, res.output
+    n = len(list(samples.glob("*.npy")))
+    assert f"check ({n} recordings)" in res.output and "-> passed" in res.output
+    assert read_metadata(out)["streaming"] is True
 
 
 def test_cli_checkpoint_folder(tmp_path):
@@ -214,6 +224,8 @@ def test_cli_errors(tmp_path):
     res = run_cli(broken, "-o", tmp_path / "x.onnx")
     assert res.exit_code == 1 and res.stderr.startswith(f"snnzoo: error: {broken / 'config.json'}: ")
     assert len(res.stderr.strip().splitlines()) == 1
+    res = run_cli("nmnist_compact", "--no-pretrained", "-o", tmp_path / "x.onnx", "--check-data", tmp_path / "*.bin")
+    assert res.exit_code == 1 and res.stderr == f"snnzoo: error: {tmp_path / '*.bin'}: no file matches this pattern\n"
     res = run_cli("nmnist_compact", "--no-pretrained", "--format", "nir", "--streaming", "-o", tmp_path / "x.nir")
     assert res.exit_code == 1 and "onnx only" in res.stderr
     assert not (tmp_path / "x.onnx").exists()
