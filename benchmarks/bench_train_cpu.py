@@ -4,7 +4,8 @@ One training step = what `snnzoo train` runs per batch: uint8 batch → model in
 (fused STBP LIF), the config's loss, backward, optimizer step. Inputs are random at the data's
 shape (binary event frames at ~13 % density like binned N-MNIST; uint8 images). Each model runs
 at its default T with its shipped config's loss/optimiser; one warm-up step, then ``--steps``
-timed steps.
+timed steps. On a shared machine wall-clock samples/s depends on the load; samples per CPU
+second (process time, all threads summed) depends on it much less.
 
     python benchmarks/bench_train_cpu.py [--batch-size 32] [--steps 3] [--threads N] [--models a,b]
 """
@@ -49,9 +50,9 @@ def bench(config: str, batch: int, steps: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     x_u8 = random_batch(model.config, batch, gen)
     y = torch.randint(0, model.num_classes, (batch,), generator=gen)
-    times = []
+    times, cpu = [], []
     for i in range(steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         scores = model(to_input(x_u8, model.config["input"], torch.device("cpu")))
         value = loss(scores, y)
         opt.zero_grad(set_to_none=True)
@@ -59,9 +60,10 @@ def bench(config: str, batch: int, steps: int) -> dict:
         opt.step()
         if i:  # the first step warms up
             times.append(time.perf_counter() - t0)
-    step = sorted(times)[len(times) // 2]
+            cpu.append(time.process_time() - c0)
+    step, cpu_step = sorted(times)[len(times) // 2], sorted(cpu)[len(cpu) // 2]
     return {"model": cfg["model"], "T": model.time_steps, "params_M": model.num_params() / 1e6,
-            "step_s": step, "samples_per_s": batch / step}
+            "step_s": step, "samples_per_s": batch / step, "samples_per_cpu_s": batch / cpu_step}
 
 
 def main() -> None:
@@ -77,12 +79,12 @@ def main() -> None:
     print(f"# CPU training throughput, batch {args.batch_size}, median of {args.steps} steps after 1 warm-up")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-    print(f"| {'setup':36s} | config                     |  T | params (M) | s / step | samples/s |")
-    print(f"|{'-' * 38}|{'-' * 28}|----|------------|----------|-----------|")
+    print(f"| {'setup':36s} | config                     |  T | params (M) | s / step | samples/s | samples/CPU-s |")
+    print(f"|{'-' * 38}|{'-' * 28}|----|------------|----------|-----------|---------------|")
     for label, config in chosen:
         r = bench(config, args.batch_size, args.steps)
         print(f"| {label:36s} | {config:26s} | {r['T']:2d} | {r['params_M']:10.2f} | {r['step_s']:8.2f} | "
-              f"{r['samples_per_s']:9.1f} |", flush=True)
+              f"{r['samples_per_s']:9.1f} | {r['samples_per_cpu_s']:13.1f} |", flush=True)
 
 
 if __name__ == "__main__":
