@@ -77,8 +77,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     chosen = [s for s in SETUPS if not args.models or s[1] in args.models.split(",")]
     print(f"# CPU training throughput, batch {args.batch_size}, median of {args.steps} steps after 1 warm-up")
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     print(f"| {'setup':36s} | config                     |  T | params (M) | s / step | samples/s | samples/CPU-s |")
     print(f"|{'-' * 38}|{'-' * 28}|----|------------|----------|-----------|---------------|")
     for label, config in chosen:

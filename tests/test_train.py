@@ -156,7 +156,7 @@ def test_cli_errors_are_one_line(tmp_path, nmnist_root):
     assert len(r.output.strip().splitlines()) == 1
     r = runner.invoke(cli, ["train", "nmnist_compact", "--data-root", str(nmnist_root), "--amp", "bf16",
                             "--device", "cpu", "--out", str(tmp_path / "run")])
-    assert r.exit_code == 2 and "need a CUDA device" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "--amp bf16 needs a CUDA device" in r.output and "Traceback" not in r.output
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "last.ckpt").write_bytes(b"x")
     r = runner.invoke(cli, ["train", "nmnist_compact", "--data-root", str(nmnist_root), "--device", "cpu",

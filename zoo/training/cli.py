@@ -32,7 +32,8 @@ def _fail(e: BaseException) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.ckpt (starts one if absent).")
 @click.option("--seed", type=int, help="train.seed")
 @click.option("--amp", type=click.Choice(["none", "bf16"]), help="train.amp (CUDA only)")
-@click.option("--compile", "compile_", is_flag=True, default=None, help="train.compile: torch.compile (CUDA only)")
+@click.option("--compile", "compile_", is_flag=True, default=None,
+              help="train.compile: torch.compile the model (CPU too; the first steps compile).")
 @click.option("--threads", type=int, help="train.threads: torch CPU threads (0 = default)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config value, e.g. --set optim.lr=0.01 --set model_args.bn=true.")

@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "amp": "none",  # none | bf16 (CUDA only)
-        "compile": False,  # torch.compile (CUDA only)
+        "compile": False,  # torch.compile (any device)
         "channels_last": "auto",  # auto (= on CUDA) | true | false
         "threads": 0,  # torch.set_num_threads (0 = torch's default)
         "log_every": 20,  # steps between metrics.jsonl train records

@@ -142,13 +142,15 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
 def format_text(r: dict[str, Any]) -> str:
     """The human-readable report."""
     lo, hi = r["ci95"]
-    lines = [f"model:    {r['model']} ({r['source']})", f"dataset:  {r['dataset']} / {r['split']}  (n = {r['n']})",
-             f"accuracy: {100 * r['accuracy']:.2f} %  ({r['correct']}/{r['n']}; 95 % CI {100 * lo:.2f}–{100 * hi:.2f} %, "
-             "Wilson)", "", "per-class accuracy:"]
+    lines = [f"model:    {r['model']} ({r['source']})",
+             f"dataset:  {r['dataset']} / {r['split']}  (n = {r['n']})",
+             f"accuracy: {100 * r['accuracy']:.2f} %  ({r['correct']}/{r['n']}; "
+             f"95 % CI {100 * lo:.2f}–{100 * hi:.2f} %, Wilson)", "", "per-class accuracy:"]
     width = max(len(c) for c in r["classes"])
     for c in r["classes"]:
         acc = r["per_class"][c]
-        lines.append(f"  {c:>{width}}  {'   n/a' if acc is None else f'{100 * acc:6.2f}'} %  (n = {r['per_class_n'][c]})")
+        shown = "   n/a" if acc is None else f"{100 * acc:6.2f}"
+        lines.append(f"  {c:>{width}}  {shown} %  (n = {r['per_class_n'][c]})")
     lines += ["", "confusion matrix (rows: true, columns: predicted):"]
     cm = np.asarray(r["confusion"])
     cw = max(4, len(str(cm.max())) + 1)
