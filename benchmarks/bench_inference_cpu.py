@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (DATA, agreement, batches, compare, fmt_rate, format_agreement,  # noqa: E402
-                    machine_header, markdown_table, nmnist_frames)
+                    keep_freed_memory, machine_header, markdown_table, nmnist_frames)
 from peers import PEERS, available, build_peer  # noqa: E402
 
 import snnzoo  # noqa: E402
@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", type=Path, default=DATA, help="data root holding nmnist/Train")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="tune glibc malloc to reuse freed memory (speeds up every eager contender)")
     p.add_argument("--quick", action="store_true", help="short run: a check, not a measurement")
     args = p.parse_args(argv)
     if args.quick:
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
     rows, notes = [], []
+    if args.keep_freed_memory:
+        notes.append(f"- allocator: {keep_freed_memory()} in this process (all contenders)")
     for name in args.models:
         r, n = bench_model(name, args)
         rows += r

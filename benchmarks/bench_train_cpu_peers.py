@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, compare, fmt_rate, machine_header, markdown_table, nmnist_frames  # noqa: E402
+from common import (DATA, compare, fmt_rate, keep_freed_memory, machine_header,  # noqa: E402
+                    markdown_table, nmnist_frames)
 from peers import PEERS, available, build_peer  # noqa: E402
 
 import snnzoo  # noqa: E402
@@ -42,7 +43,7 @@ def grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, li
     loss.backward()
     out = [p.grad.detach().clone() for p in model.parameters()]
     model.zero_grad(set_to_none=True)
-    return float(loss), out
+    return float(loss.detach()), out
 
 
 def grad_note(label: str, ours: tuple[float, list], other: tuple[float, list], compare_grads: bool) -> str:
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", type=Path, default=DATA, help="data root holding nmnist/Train")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="tune glibc malloc to reuse freed memory (speeds up every eager contender)")
     p.add_argument("--quick", action="store_true", help="short run: a check, not a measurement")
     args = p.parse_args(argv)
     if args.quick:
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
     rows, notes = [], []
+    if args.keep_freed_memory:
+        notes.append(f"- allocator: {keep_freed_memory()} in this process (all contenders)")
     for name in args.models:
         r, n = bench_model(name, args)
         rows += r

@@ -19,9 +19,13 @@ failed=()
 
 DATA="${SNNZOO_DATA:-$(cd .. && pwd)/shared/data}"
 
-run() {  # run SCRIPT [ARGS...]: its stdout (the tables) to $OUT/SCRIPT.md, progress to the terminal
+run() {  # run [--as NAME] SCRIPT [ARGS...]: its stdout (the tables) to $OUT/NAME.md (default: the
+         # script's name), progress to the terminal
+  local as=""
+  if [ "$1" = "--as" ]; then as="$2"; shift 2; fi
   local script="$1"; shift
   local name; name="$(basename "$script" .py)"
+  local out="${as:-$name}"
   if [ ! -f "$script" ]; then
     echo "== $name: not present, skipped" >&2
     return
@@ -37,19 +41,21 @@ run() {  # run SCRIPT [ARGS...]: its stdout (the tables) to $OUT/SCRIPT.md, prog
       esac
     fi
   fi
-  echo "== $name ${args[*]}" >&2
-  if python "$script" "${args[@]}" > "$OUT/$name.md"; then
-    cat "$OUT/$name.md" >> "$OUT/all.md"
+  echo "== $out: $script ${args[*]}" >&2
+  if python "$script" "${args[@]}" > "$OUT/$out.md"; then
+    cat "$OUT/$out.md" >> "$OUT/all.md"
     printf '\n' >> "$OUT/all.md"
   else
-    echo "== $name FAILED (see above)" >&2
-    failed+=("$name")
+    echo "== $out FAILED (see above)" >&2
+    failed+=("$out")
   fi
 }
 
 run benchmarks/bench_binning.py
 run benchmarks/bench_inference_cpu.py
+run --as bench_inference_cpu_kept benchmarks/bench_inference_cpu.py --keep-freed-memory
 run benchmarks/bench_train_cpu_peers.py
+run --as bench_train_cpu_peers_kept benchmarks/bench_train_cpu_peers.py --keep-freed-memory
 run benchmarks/bench_train_cpu.py
 run benchmarks/bench_export.py
 run benchmarks/bench_cold_start.py

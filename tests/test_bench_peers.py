@@ -71,3 +71,11 @@ def test_agreement_counts_unique_top1_only() -> None:
     a = agreement(ref, other)
     assert (a["unique"], a["top1_same"]) == (2, 1)
     assert a["max_diff"] == pytest.approx(0.4)
+
+
+def test_agreement_treats_rounding_level_gaps_as_ties() -> None:
+    from common import agreement
+
+    ref = np.array([[0.07, 0.07 + 3e-8, 0.0]])  # equal rates, summed in another order
+    a = agreement(ref, np.array([[0.07 + 3e-8, 0.07, 0.0]]))
+    assert a["unique"] == 0
