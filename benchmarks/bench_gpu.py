@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
                     notes.append(f"- {LABEL[m]}, {task} batch {batch}: failed — {type(e).__name__}: "
                                  f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}")
             rates = compare(fns, batch, args.min_time, args.repeats, args.warmup, sync=sync) if fns else {}
-            rows.append([task, batch] + [fmt_rate(rates.get(LABEL[m])) for m in MODES])
+            rows.append([task, batch] + [fmt_rate(rates.get(LABEL[m])) for m in args.modes])
             print(f"  {task} batch {batch}: " + ", ".join(f"{k} {fmt_rate(v)}/s" for k, v in rates.items()),
                   file=sys.stderr)
             del fns, bench, xs, ys
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"(SJ_LIF_CUDA_IMPLEMENTATION={os.environ.get('SJ_LIF_CUDA_IMPLEMENTATION', 'auto')})")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(machine_header(f"{name}: {args.model} samples/s, {args.dtype} (higher is better)"))
-    print(markdown_table(["task", "batch"] + [LABEL[m] for m in MODES], rows))
+    print(markdown_table(["task", "batch"] + [LABEL[m] for m in args.modes], rows))
     print()
     print("\n".join(notes))
 

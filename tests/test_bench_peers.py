@@ -79,3 +79,17 @@ def test_agreement_treats_rounding_level_gaps_as_ties() -> None:
     ref = np.array([[0.07, 0.07 + 3e-8, 0.0]])  # equal rates, summed in another order
     a = agreement(ref, np.array([[0.07 + 3e-8, 0.07, 0.0]]))
     assert a["unique"] == 0
+
+
+def test_gpu_script_smoke_runs_on_cpu(nmnist_root: Path, capsys) -> None:
+    import importlib.util
+
+    from bench_gpu import main
+
+    modes = ["eager", "cudagraph"] + (["spikingjelly"] if importlib.util.find_spec("spikingjelly") else [])
+    main(["--device", "cpu", "--smoke", "--data", str(nmnist_root.parent), "--modes", *modes])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| inference") or line.startswith("| training")]
+    assert len(rows) == 2
+    assert all(cell.strip() != "—" for row in rows for cell in row.split("|")[3:4])  # ours · eager ran
+    assert "ours · CUDA graph: not run — needs a CUDA device" in out
