@@ -72,11 +72,13 @@ def train_command(config_or_model: str, data_root: str, epochs: int | None, batc
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--limit", type=int, default=0, help="Evaluate a seeded random subset of N samples (0 = all).")
+@click.option("--exact-only", is_flag=True,
+              help="Only the samples the dataset flags exact (CIFAR-10: the lossless, non-JPEG images).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars (stderr).")
 def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str, batch_size: int, limit: int,
-                 device: str, plot: str | None, progress: bool) -> None:
+                 device: str, plot: str | None, progress: bool, exact_only: bool) -> None:
     """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
     of MODEL — a registry name (pretrained weights), a checkpoint folder or an .onnx file."""
     from .evaluate import evaluate, format_text
@@ -86,7 +88,7 @@ def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str,
             raise NotADirectoryError(f"{data_root}: data root not found")
         if batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
-        result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress)
+        result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress, exact_only)
     except USER_ERRORS as e:
         _fail(e)
     if plot:

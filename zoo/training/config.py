@@ -62,12 +62,13 @@ DEFAULTS: dict[str, Any] = {
         "log_every": 20,  # steps between metrics.jsonl train records
         "ckpt_every": 200,  # steps between mid-epoch checkpoints (besides every epoch end)
         "eval_batch_size": 0,  # 0 = 2 × batch_size
+        "time_limit_s": 0.0,  # end at the first epoch end where one more epoch would pass this (0 = off)
     },
 }
 
 # What `--resume` may change: how long and where the run goes on, not what it computes.
 RESUMABLE = {"train.epochs", "train.device", "train.threads", "train.log_every", "train.ckpt_every",
-             "train.eval_batch_size"}
+             "train.eval_batch_size", "train.time_limit_s", "train.compile"}
 
 
 class ConfigError(ValueError):
@@ -182,6 +183,8 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "log_every", "ckpt_every"):
         if cfg["train"][key] < 1:
             raise ConfigError(f"train.{key} must be >= 1")
+    if cfg["train"]["time_limit_s"] < 0:
+        raise ConfigError("train.time_limit_s must be >= 0 (0 = no limit)")
 
 
 def diff(old: dict[str, Any], new: dict[str, Any], where: str = "") -> list[str]:

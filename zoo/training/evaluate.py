@@ -102,15 +102,28 @@ def load_runner(spec: str, device: torch.device) -> TorchRunner | OnnxRunner:
     return TorchRunner(create_model(spec, pretrained=True), device, f"pretrained {spec}")
 
 
+def exact_indices(ds: Any, dataset: str, split: str) -> np.ndarray:
+    """Indices of the samples whose pixels are lossless (the dataset's per-sample ``exact`` flag)."""
+    flags = getattr(ds, "exact", None)
+    if flags is None:
+        raise ValueError(f"{dataset}: --exact-only needs a per-sample 'exact' flag, which this dataset lacks")
+    idx = np.flatnonzero(np.asarray(flags, bool))
+    if len(idx) == 0:
+        raise ValueError(f"{dataset}/{split}: no sample is marked exact")
+    return idx
+
+
 def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test", batch_size: int = 64,
-             limit: int = 0, device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``model`` on ``dataset``/``split``; ``limit`` > 0 takes a seeded (seed 0) random
-    subset of that many samples. Returns the result dict printed by ``snnzoo eval``."""
+             limit: int = 0, device: str = "auto", progress: bool = True, exact_only: bool = False) -> dict[str, Any]:
+    """Evaluate ``model`` on ``dataset``/``split``; ``exact_only`` keeps only the samples the dataset
+    flags ``exact`` (CIFAR-10: lossless pixels); ``limit`` > 0 then takes a seeded (seed 0) random
+    subset of that many. Returns the result dict printed by ``snnzoo eval``."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     runner = load_runner(model, dev)
     ds = open_dataset(dataset, data_root, split)
-    idx = subset_indices(len(ds), limit, 0)
+    pool = exact_indices(ds, dataset, split) if exact_only else np.arange(len(ds))
+    idx = pool[subset_indices(len(pool), limit, 0)]
     frames = load_frames(ds, runner.config["input"], idx, desc=f"reading {dataset}/{split}", progress=progress)
     classes = list(runner.config["classes"])
     if len(frames.classes) != len(classes):
@@ -126,8 +139,9 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
     k, n = int(np.trace(cm)), int(cm.sum())
     per_class = {c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)}
     rates = runner.firing_rates()
-    result = {"model": model, "source": runner.source, "dataset": dataset, "split": split, "n": n,
-              "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)), "classes": classes,
+    result = {"model": model, "source": runner.source, "dataset": dataset, "split": split,
+              "exact_only": exact_only, "n": n, "correct": k, "accuracy": k / n,
+              "ci95": list(wilson_interval(k, n)), "classes": classes,
               "per_class": per_class, "per_class_n": {c: int(cm[i].sum()) for i, c in enumerate(classes)},
               "confusion": cm.tolist(), "firing_rates": rates}
     if rates is None:
@@ -143,7 +157,8 @@ def format_text(r: dict[str, Any]) -> str:
     """The human-readable report."""
     lo, hi = r["ci95"]
     lines = [f"model:    {r['model']} ({r['source']})",
-             f"dataset:  {r['dataset']} / {r['split']}  (n = {r['n']})",
+             f"dataset:  {r['dataset']} / {r['split']}  (n = {r['n']}"
+             f"{', exact pixels only' if r.get('exact_only') else ''})",
              f"accuracy: {100 * r['accuracy']:.2f} %  ({r['correct']}/{r['n']}; "
              f"95 % CI {100 * lo:.2f}–{100 * hi:.2f} %, Wilson)", "", "per-class accuracy:"]
     width = max(len(c) for c in r["classes"])

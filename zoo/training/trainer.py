@@ -9,6 +9,11 @@ device, thread count and world size).
 Outputs in ``out``: ``last.ckpt`` (every ``ckpt_every`` steps and every epoch, atomically),
 ``metrics.jsonl``, ``curves.png`` (every epoch), and at the end ``model.safetensors`` +
 ``config.json`` (the weights of the last epoch — never selected on any split).
+
+Time limit: with ``train.time_limit_s = L > 0`` the run ends at the first epoch end where
+``elapsed + last epoch's wall time > L`` (elapsed since ``run()`` began), with the weights of that
+last completed epoch; ``metrics.jsonl`` gets a ``stop`` record and ``config.json`` a
+``stopped_early`` entry, and ``--resume`` (with a new limit or none) continues the run.
 """
 from __future__ import annotations
 
@@ -121,6 +126,7 @@ class Trainer:
     # ---- the run -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg, t = self.cfg, self.cfg["train"]
+        t_run = time.perf_counter()
         main = self.dist.main
         if self.ckpt_path.exists() and not self.resume:
             raise FileExistsError(f"{self.ckpt_path}: a run exists here; pass --resume to continue it "
@@ -191,7 +197,8 @@ class Trainer:
                    dynamic_ncols=True, disable=not (self.progress and main), smoothing=0.1)
         model.train()
         lr = opt.param_groups[0]["lr"]
-        t_interval = t_epoch = time.perf_counter()
+        t_interval = t_epoch = t_wall = time.perf_counter()
+        stopped: dict[str, Any] | None = None
         while epoch < t["epochs"]:
             sampler.set_epoch(epoch)
             order = torch.tensor(list(sampler), dtype=torch.long)
@@ -240,10 +247,24 @@ class Trainer:
                 bar.write(f"epoch {epoch + 1}/{t['epochs']}: train loss {rec['train_loss']:.4f} "
                           f"acc {rec['train_acc']:.4f}" + ("" if val is None else
                           f" | val loss {rec['val_loss']:.4f} acc {rec['val_acc']:.4f} (n={len(val)})"))
+            if t["time_limit_s"] > 0:
+                now = time.perf_counter()
+                elapsed, epoch_wall, t_wall = now - t_run, now - t_wall, now
+                late = epoch + 1 < t["epochs"] and elapsed + epoch_wall > t["time_limit_s"]
+                if ddp.all_reduce_sum([float(late)], self.device)[0] > 0:
+                    stopped = {"reason": "train.time_limit_s", "time_limit_s": t["time_limit_s"],
+                               "elapsed_s": elapsed, "last_epoch_s": epoch_wall, "epochs_done": epoch + 1,
+                               "epochs_planned": t["epochs"]}
+                    self._record({"kind": "stop", "step": step, "epoch": epoch + 1, **stopped})
+                    if main:
+                        bar.write(f"stopping after epoch {epoch + 1}/{t['epochs']}: {elapsed:.0f} s elapsed, "
+                                  f"one more epoch ({epoch_wall:.0f} s) would pass train.time_limit_s")
             epoch, batch, accum, t_epoch = epoch + 1, 0, [0.0, 0.0, 0.0], time.perf_counter()
             save()
             if main:
                 self._plot()
+            if stopped:
+                break
         bar.close()
 
         epochs = [r for r in self.history if r["kind"] == "epoch"]
@@ -252,7 +273,8 @@ class Trainer:
         if main:
             self._plot()
             export_folder(model.to("cpu").to(memory_format=torch.contiguous_format), self.out,
-                          {"training": cfg, "data": split, "metrics": final})
+                          {"training": cfg, "data": split, "metrics": final,
+                           **({"stopped_early": stopped} if stopped else {})})
         ddp.barrier()
         return final
 
