@@ -39,10 +39,18 @@ class EmulatedTrainer(Trainer):
     """`Trainer` whose training pool is the emulated dataset (frames cached under ``cache``)."""
 
     def __init__(self, cfg: dict[str, Any], mnist_root: Path, out: Path, cache: Path, seed: int,
-                 compile_cpu: bool, **kw: Any) -> None:
+                 compile_cpu: bool, init: Path | None = None, train_limit: int = 0, **kw: Any) -> None:
         super().__init__(cfg, mnist_root, out, **kw)
-        self.cache, self.emu_seed = cache, seed
+        self.cache, self.emu_seed, self.init, self.train_limit = cache, seed, init, train_limit
         self.cfg["train"]["compile"] = compile_cpu  # after the CUDA-only check, deliberately
+
+    def _build_model(self) -> torch.nn.Module:
+        model = super()._build_model()
+        if self.init is not None:  # continue from an earlier run's exported weights
+            from snnzoo.zoo.training.checkpoint import load_checkpoint_folder
+
+            model.load_state_dict(load_checkpoint_folder(self.init).state_dict())
+        return model
 
     def _load_data(self, input_spec: dict[str, Any]) -> tuple[Frames, Frames | None, dict[str, Any]]:
         d, b = self.cfg["data"], input_spec["binning"]
@@ -51,13 +59,16 @@ class EmulatedTrainer(Trainer):
         ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache)
         x, y = ds.frames(b["n_time_bins"], b["mode"], progress=self.progress)
         tr, va = holdout_split(y, d["val_fraction"], d["split_seed"])
+        if self.train_limit:  # a seeded subset of the training part; the validation part is unchanged
+            tr = np.sort(np.random.default_rng(d["split_seed"]).permutation(tr)[:self.train_limit])
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         info = {"dataset": "emulated_nmnist", "root": str(self.root), "train_split": "train",
                 "mnist_indices": f"train {int(ds.indices[0])}-{int(ds.indices[-1])} ({len(ds)} images)",
                 "emulator_seed": self.emu_seed, "emulator_params": asdict(ds.params),
                 "pool": len(ds), "pool_digest": indices_digest(ds.indices), "n_train": len(tr), "n_val": len(va),
                 "val_split": f"held out {d['val_fraction']} of the emulated pool (stratified, seed {d['split_seed']})",
-                "val_digest": indices_digest(ds.indices[va])}
+                "val_digest": indices_digest(ds.indices[va]), "train_digest": indices_digest(ds.indices[tr]),
+                "init": None if self.init is None else str(self.init)}
         return (Frames(x[tr], y[tr], ds.classes, "events"), Frames(x[va], y[va], ds.classes, "events"), info)
 
 
@@ -75,12 +86,15 @@ def cli() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Emulation seed.")
 @click.option("--compile", "compile_cpu", is_flag=True, help="torch.compile the model (CPU too).")
 @click.option("--resume", is_flag=True)
+@click.option("--init", type=click.Path(file_okay=False), help="Start from this checkpoint folder's weights.")
+@click.option("--train-limit", type=int, default=0, help="Train on a seeded subset of N (validation unchanged).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config overrides (snnzoo train --set).")
 def train(mnist_root: str, out: str, cache: str, config: str, epochs: int, seed: int, compile_cpu: bool,
-          resume: bool, sets: tuple[str, ...]) -> None:
+          resume: bool, init: str | None, train_limit: int, sets: tuple[str, ...]) -> None:
     cfg = load_config(config, [*sets, f"train.epochs={epochs}", 'train.device="cpu"'])
     cfg["name"] = Path(out).name
-    final = EmulatedTrainer(cfg, Path(mnist_root), Path(out), Path(cache), seed, compile_cpu, resume=resume).run()
+    final = EmulatedTrainer(cfg, Path(mnist_root), Path(out), Path(cache), seed, compile_cpu,
+                            None if init is None else Path(init), train_limit, resume=resume).run()
     click.echo(json.dumps({"final": final}))
 
 
