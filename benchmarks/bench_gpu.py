@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     frames, labels = nmnist_frames(net.config["input"]["binning"], args.data, args.samples)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
 
-    notes = [f"**{args.model}** (neunorm=False, surrogate=polynomial, T={net.time_steps}, "
+    notes = [f"\n**{args.model}** (neunorm=False, surrogate=polynomial, T={net.time_steps}, "
              f"{net.num_params() / 1e6:.2f} M params), {args.dtype}, {len(frames)} real N-MNIST "
              f"recordings resident on {device}:"] + skipped
     check = Bench(net, [torch.from_numpy(frames[:64]).to(device)], [], device, torch.float32)

@@ -58,7 +58,7 @@ def bench_model(name: str, args: argparse.Namespace) -> tuple[list[list[str]], l
     net = snnzoo.create_model(name, neunorm=False).eval()
     frames, _ = nmnist_frames(net.config["input"]["binning"], args.data, args.samples)
     runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-    notes = [f"**{name}** (neunorm=False, T={net.time_steps}, {net.num_params() / 1e6:.2f} M params), "
+    notes = [f"\n**{name}** (neunorm=False, T={net.time_steps}, {net.num_params() / 1e6:.2f} M params), "
              f"{len(frames)} real N-MNIST recordings:"]
     with tempfile.TemporaryDirectory() as tmp:
         ort, why = ort_runner(net, Path(tmp), args.threads)

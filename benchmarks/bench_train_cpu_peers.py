@@ -68,7 +68,7 @@ def bench_model(name: str, args: argparse.Namespace) -> tuple[list[list[str]], l
         sys.exit(f"bench_train_cpu_peers: error: --samples {args.samples} < --batch {args.batch}")
 
     models: dict[str, nn.Module] = {"ours": copy.deepcopy(net)}
-    notes = [f"**{name}** (neunorm=False, surrogate=polynomial, T={net.time_steps}, "
+    notes = [f"\n**{name}** (neunorm=False, surrogate=polynomial, T={net.time_steps}, "
              f"{net.num_params() / 1e6:.2f} M params), batches of {args.batch} real N-MNIST recordings:"]
     for peer in args.peers:
         reason = available(peer)

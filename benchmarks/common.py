@@ -162,7 +162,7 @@ def machine_header(title: str, threads: int | None = None) -> str:
     dists = ["snnzoo", "torch", "onnxruntime", "spikingjelly", "snntorch", "numpy"]
     vers = ", ".join(f"{d} {version(d)}" for d in dists)
     cores = os.cpu_count()
-    thr = f", {threads} threads" if threads else ""
+    thr = f", {threads} thread{'s' if threads > 1 else ''}" if threads else ""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cmd = " ".join(["python"] + [os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
     return (f"### {title}\n\n{stamp} · {cpu_model()}, {cores} cores{thr} · Python "
