@@ -27,6 +27,7 @@ from peers import PEERS, available, build_peer  # noqa: E402
 import snnzoo  # noqa: E402
 
 PEER_LABEL = {"spikingjelly": "SpikingJelly", "snntorch": "snnTorch"}
+COLUMNS = ["ours · ONNX Runtime", "ours · eager torch", "SpikingJelly", "snnTorch"]
 
 
 def ort_runner(net: torch.nn.Module, workdir: Path, threads: int) -> tuple[Callable | None, str]:
@@ -92,8 +93,6 @@ def bench_model(name: str, args: argparse.Namespace) -> tuple[list[list[str]], l
                   file=sys.stderr)
     return rows, notes
 
-
-COLUMNS = ["ours · ONNX Runtime", "ours · eager torch", "SpikingJelly", "snnTorch"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """Shared pieces of the benchmark scripts: real N-MNIST inputs, timing, tables, machine info.
 
-Throughput is ``samples / seconds`` of the median repeat; each repeat runs the callable
-until ``min_time`` seconds have passed (at least once), after ``warmup`` untimed calls.
+Throughput (:func:`compare`) is ``calls · batch / seconds`` of the median repeat; each repeat
+runs a contender until ``min_time`` seconds have passed (at least once), after ``warmup`` untimed
+calls, and the contenders' repeats are interleaved.
 """
 from __future__ import annotations
 
