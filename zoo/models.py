@@ -109,7 +109,9 @@ def wu2019_cifar10(**kw: Any) -> SpikingNet:
 
 # ---- compact variants (the published checkpoints fit the repo's 40 MB budget) -------------
 _nmnist_compact = _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8),
-                       DIGITS, input_m2=0.1)
+                       DIGITS, input_m2=0.1,
+                       weights={"file": "nmnist_compact/model.safetensors",
+                                "sha256": "8a2ef62277a2656727ef2f13e0e29cf34c792ad9e22801bb80d60fe8c8f3d46e"})
 
 
 @register_model(_nmnist_compact)
