@@ -111,7 +111,7 @@ def wu2019_cifar10(**kw: Any) -> SpikingNet:
 _nmnist_compact = _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8),
                        DIGITS, input_m2=0.1,
                        weights={"file": "nmnist_compact/model.safetensors",
-                                "sha256": "8a2ef62277a2656727ef2f13e0e29cf34c792ad9e22801bb80d60fe8c8f3d46e"})
+                                "sha256": "37baf7308e356af7b6462593143c686b03ebf17a75a9934dae561f6575039a11"})
 
 
 @register_model(_nmnist_compact)
