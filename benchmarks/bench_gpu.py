@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DATA, agreement, compare, fmt_rate, format_agreement, machine_header,  # noqa: E402
+from common import (add_timing_args, agreement, compare, fmt_rate, format_agreement, machine_header,  # noqa: E402
                     markdown_table, nmnist_frames)
 from peers import available, build_peer  # noqa: E402
 
@@ -172,12 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--train-batch", nargs="+", type=int, default=[256])
     p.add_argument("--infer-batch", nargs="+", type=int, default=[2048])
-    p.add_argument("--samples", type=int, default=1000, help="real recordings resident on the device")
-    p.add_argument("--min-time", type=float, default=3.0, help="seconds per timed repeat")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", type=Path, default=DATA, help="data root holding nmnist/Train")
+    add_timing_args(p, samples=1000, samples_help="real recordings resident on the device", min_time=3.0,
+                    repeats=3, warmup=3)
     p.add_argument("--smoke", action="store_true",
                    help="tiny run that checks the script: nmnist_compact, T=2, batch 4, a few calls")
     args = p.parse_args(argv)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DATA, agreement, batches, compare, fmt_rate, format_agreement,  # noqa: E402
+from common import (add_cpu_args, add_timing_args, agreement, batches, compare, fmt_rate, format_agreement,  # noqa: E402
                     keep_freed_memory, machine_header, markdown_table, nmnist_frames)
 from peers import PEERS, available, build_peer  # noqa: E402
 
@@ -100,17 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["wu2019_nmnist", "nmnist_compact"])
     p.add_argument("--batch", nargs="+", type=int, default=[32, 1])
     p.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                   help="intra-op threads for torch and ONNX Runtime alike (default: torch's)")
-    p.add_argument("--samples", type=int, default=64, help="real recordings to use")
-    p.add_argument("--min-time", type=float, default=2.0, help="seconds per timed repeat")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", type=Path, default=DATA, help="data root holding nmnist/Train")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="tune glibc malloc to reuse freed memory (speeds up every eager contender)")
-    p.add_argument("--quick", action="store_true", help="short run: a check, not a measurement")
+    add_cpu_args(p, torch.get_num_threads())
+    add_timing_args(p, samples=64, samples_help="real recordings to use", min_time=2.0, repeats=5, warmup=2)
     args = p.parse_args(argv)
     if args.quick:
         args.samples, args.min_time, args.repeats, args.warmup = 32, 0.2, 1, 1

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DATA, compare, fmt_rate, keep_freed_memory, machine_header,  # noqa: E402
+from common import (add_cpu_args, add_timing_args, compare, fmt_rate, keep_freed_memory, machine_header,  # noqa: E402
                     markdown_table, nmnist_frames)
 from peers import PEERS, available, build_peer  # noqa: E402
 
@@ -105,16 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["wu2019_nmnist", "nmnist_compact"])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--samples", type=int, default=128, help="real recordings to cycle through")
-    p.add_argument("--min-time", type=float, default=5.0, help="seconds per timed repeat")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", type=Path, default=DATA, help="data root holding nmnist/Train")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="tune glibc malloc to reuse freed memory (speeds up every eager contender)")
-    p.add_argument("--quick", action="store_true", help="short run: a check, not a measurement")
+    add_cpu_args(p, torch.get_num_threads())
+    add_timing_args(p, samples=128, samples_help="real recordings to cycle through", min_time=5.0,
+                    repeats=3, warmup=1)
     args = p.parse_args(argv)
     if args.quick:
         args.samples, args.min_time, args.repeats, args.warmup = max(args.batch, 32), 0.1, 1, 1

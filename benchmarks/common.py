@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+import argparse
 from typing import Callable, Sequence
 
 import numpy as np
@@ -41,6 +42,26 @@ def keep_freed_memory() -> str:
     if libc.mallopt(m_mmap_max, 0) != 1 or libc.mallopt(m_trim_threshold, 1 << 30) != 1:
         return "not applied (mallopt refused)"
     return "mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=1 GiB)"
+
+
+def add_timing_args(p: argparse.ArgumentParser, samples: int, samples_help: str, min_time: float,
+                    repeats: int, warmup: int) -> None:
+    """The options every side-by-side timing script shares (defaults per script)."""
+    p.add_argument("--samples", type=int, default=samples, help=samples_help)
+    p.add_argument("--min-time", type=float, default=min_time, help="seconds per timed repeat")
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--warmup", type=int, default=warmup)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, default=DATA, help="data root holding nmnist/Train")
+
+
+def add_cpu_args(p: argparse.ArgumentParser, threads: int) -> None:
+    """--threads, --keep-freed-memory and --quick of the CPU timing scripts."""
+    p.add_argument("--threads", type=int, default=threads,
+                   help="intra-op threads for torch and ONNX Runtime alike (default: torch's)")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="tune glibc malloc to reuse freed memory (speeds up every eager contender)")
+    p.add_argument("--quick", action="store_true", help="short run: a check, not a measurement")
 
 
 def nmnist_files(root: Path = DATA, n: int = 64) -> list[Path]:

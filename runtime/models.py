@@ -94,7 +94,8 @@ def resolve(model: str | os.PathLike | None) -> ModelRef:
     return ModelRef(text, registry_id=text)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

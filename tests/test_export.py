@@ -23,22 +23,9 @@ from snnzoo.export.verify import event_inputs
 from snnzoo.runtime.onnx_metadata import decode_metadata, initializers_sha256, read_metadata
 from snnzoo.runtime.readers import read_nmnist_bin
 
+from conftest import randomize
+
 SMALL_T = 2
-
-
-def randomize(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial NeuNorm scales and BN statistics, so the export must carry them."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, snnzoo.zoo.NeuNorm):
-                m.scale.copy_(torch.rand(m.scale.shape, generator=g))
-            elif isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.uniform_(-0.1, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.1, 0.1, generator=g)
-    return net
 
 
 def nmnist_files(root: Path, n: int) -> list[Path]:

@@ -11,20 +11,9 @@ from snnzoo.export import StreamingNet, export_onnx, verify_onnx
 from snnzoo.export.onnx import example_input, prepare
 from snnzoo.runtime.onnx_metadata import read_metadata
 
+from conftest import randomize
+
 T = 4
-
-
-def randomize(net: torch.nn.Module) -> torch.nn.Module:
-    """Non-trivial NeuNorm scales and BN statistics, so the state carries real information."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, snnzoo.zoo.NeuNorm):
-                m.scale.copy_(torch.rand(m.scale.shape, generator=g))
-            elif isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.uniform_(-0.1, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-    return net
 
 
 def stream(session: ort.InferenceSession, meta: dict, x: np.ndarray, encoding: bool) -> np.ndarray:

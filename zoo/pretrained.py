@@ -14,7 +14,6 @@ Loading: safetensors (fp16 on disk) → fp32 state dict → ``load_state_dict(st
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .._version import __version__
+from ..runtime.models import sha256_file
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 HUB_WEIGHTS = "model.safetensors"
@@ -39,14 +39,6 @@ class PretrainedError(RuntimeError):
 
 class IntegrityError(PretrainedError):
     """A weights file whose sha256 differs from the recorded one (the file is refused)."""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> None:
