@@ -2,8 +2,10 @@
 imported only when invoked, so ``snnzoo predict`` on the ONNX path never imports torch."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from typing import Iterator
 
 import click
 
@@ -25,7 +27,52 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def _line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class LineError(click.ClickException):
+    """A click error printed as the documented one line, ``snnzoo: error: MESSAGE``."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"snnzoo: error: {_line(self.format_message())}", err=True)
+
+
+class LineUsageError(click.UsageError):
+    """A usage error as one line, ``snnzoo: error: MESSAGE (see 'snnzoo CMD --help')`` (exit 2)."""
+
+    def show(self, file=None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"snnzoo: error: {_line(self.format_message())}{hint}", err=True)
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Click's errors in the project's format: usage errors (bad option, value or command) become
+    :class:`LineUsageError`, other ``ClickException``s :class:`LineError` with the same exit status."""
+    try:
+        yield
+    except (click.exceptions.NoArgsIsHelpError, LineError, LineUsageError):
+        raise  # a bare `snnzoo CMD` prints its help, as asked; converted errors pass through
+    except click.UsageError as e:
+        raise LineUsageError(e.format_message(), e.ctx) from None
+    except click.ClickException as e:
+        line = LineError(e.format_message())
+        line.exit_code = e.exit_code
+        raise line from None
+
+
 class LazyGroup(click.Group):
+    """Subcommands imported on first use; every click error reported on one line (the one place)."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        with one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        with one_line_errors():
+            return super().invoke(ctx)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

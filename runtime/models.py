@@ -8,6 +8,11 @@
 - a checkpoint folder (``config.json`` + ``model.safetensors``; a ``model.onnx`` in it is used as is);
 - an ``.onnx`` file.
 
+Before a checkpoint's weights are used they are checked against the sha256 its ``config.json``
+records for them (:func:`verify_checkpoint`): a folder made by ``snnzoo push``/``export_folder``
+records ``weights = {"file": "model.safetensors", "sha256"}``, a bundled folder its registry entry
+``{"file": "<id>/model.safetensors", "sha256"}``; a mismatch refuses the file (:class:`IntegrityError`).
+
 A checkpoint is exported to ONNX once and kept in the user cache
 (``$SNNZOO_CACHE``, else ``$XDG_CACHE_HOME/snnzoo``, else ``~/.cache/snnzoo``) under
 ``onnx/<folder name>-<sha256(weights, config)[:16]>-<snnzoo version>.onnx``; later runs load that file.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import tempfile
@@ -30,6 +36,10 @@ WEIGHTS_FILE, CONFIG_FILE, ONNX_FILE = "model.safetensors", "config.json", "mode
 
 class ModelError(Exception):
     """A model that cannot be found, loaded or run; the message is one line for the CLI."""
+
+
+class IntegrityError(ModelError):
+    """A weights file whose sha256 differs from the one recorded for it (the file is refused)."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +60,17 @@ def cache_dir() -> Path:
     return Path(base) / "snnzoo"
 
 
-def bundled_dir(name: str) -> Path:
-    """``zoo/weights/<name>`` inside the installed package, located without importing the zoo."""
+def bundled_root() -> Path:
+    """``zoo/weights`` inside the installed package, located without importing the zoo."""
     spec = importlib.util.find_spec("snnzoo.zoo")
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("the snnzoo.zoo package is missing from this installation")
-    return Path(list(spec.submodule_search_locations)[0]) / "weights" / name
+    return Path(list(spec.submodule_search_locations)[0]) / "weights"
+
+
+def bundled_dir(name: str) -> Path:
+    """``zoo/weights/<name>``: the bundled checkpoint folder of registry model ``name``."""
+    return bundled_root() / name
 
 
 def is_checkpoint(folder: Path) -> bool:
@@ -103,12 +118,51 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def cached_onnx_path(ref: ModelRef) -> Path:
+def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> str:
+    """``sha256(path)``; :class:`IntegrityError` unless it equals ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise IntegrityError(f"{path}: sha256 {actual} does not match {expected} recorded for {what}; "
+                             "file refused (corrupted or tampered download?)")
+    return actual
+
+
+def recorded_sha256(folder: str | os.PathLike, cfg: dict) -> str | None:
+    """The sha256 that checkpoint config ``cfg`` records for the ``model.safetensors`` in ``folder``:
+    its ``weights`` entry when ``file`` names that file (``model.safetensors``, or for a bundled
+    folder ``<id>/model.safetensors`` under ``zoo/weights``). A training checkpoint's config may
+    carry the registry entry of an earlier published file, which says nothing about its own."""
+    recorded = cfg.get("weights") if isinstance(cfg, dict) else None
+    file, sha = (recorded.get("file"), recorded.get("sha256")) if isinstance(recorded, dict) else (None, None)
+    if not (isinstance(file, str) and isinstance(sha, str)):
+        return None
+    own = Path(folder) / WEIGHTS_FILE
+    if file == WEIGHTS_FILE or (bundled_root() / file).resolve() == own.resolve():
+        return sha
+    return None
+
+
+def verify_checkpoint(folder: str | os.PathLike) -> str:
+    """sha256 of ``folder/model.safetensors``, checked against the one its ``config.json``
+    records (:func:`recorded_sha256`) when it records one."""
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{folder / CONFIG_FILE}: unreadable config ({e})") from None
+    expected = recorded_sha256(folder, cfg)
+    if expected is None:
+        return sha256_file(folder / WEIGHTS_FILE)
+    return verify_sha256(folder / WEIGHTS_FILE, expected, str(folder / CONFIG_FILE))
+
+
+def cached_onnx_path(ref: ModelRef, weights_sha256: str | None = None) -> Path:
     """Cache location of a checkpoint's export: keyed by the weights' and config's sha256 and the
-    snnzoo version, so new weights or a new exporter never reuse a stale file."""
+    snnzoo version, so new weights or a new exporter never reuse a stale file. The weights are
+    verified first (:func:`verify_checkpoint`) unless their verified ``weights_sha256`` is given."""
     assert ref.checkpoint is not None
-    key = hashlib.sha256((sha256_file(ref.checkpoint / WEIGHTS_FILE)
-                          + sha256_file(ref.checkpoint / CONFIG_FILE)).encode()).hexdigest()
+    sha = weights_sha256 or verify_checkpoint(ref.checkpoint)
+    key = hashlib.sha256((sha + sha256_file(ref.checkpoint / CONFIG_FILE)).encode()).hexdigest()
     return cache_dir() / "onnx" / f"{_slug(ref.checkpoint.name)}-{key[:16]}-{__version__}.onnx"
 
 
@@ -129,12 +183,12 @@ def onnx_path(ref: ModelRef) -> Path:
         if not dest.is_file():
             _export(model, dest, {"source": "registry", "model_id": ref.registry_id})
         return dest
-    dest = cached_onnx_path(ref)
+    sha = verify_checkpoint(ref.checkpoint)  # before any use, the cached export included
+    dest = cached_onnx_path(ref, sha)
     if not dest.is_file():
         from .torch_backend import load_checkpoint
 
-        _export(load_checkpoint(ref.checkpoint), dest,
-                {"source": "checkpoint", "sha256": sha256_file(ref.checkpoint / WEIGHTS_FILE)})
+        _export(load_checkpoint(ref.checkpoint), dest, {"source": "checkpoint", "sha256": sha})
     return dest
 
 

@@ -196,15 +196,20 @@ class Predictor:
         return (self.bin(events) if self.backend.bins_on_host else events), len(events)
 
     def _run(self, done: list[tuple[str, Any, int, str | None]]) -> Iterator[Prediction]:
+        """One batch's results; if the backend fails on it, each of its files gets the error."""
         items = [d[1] for d in done if d[3] is None]
-        scores = None
+        scores, failed = None, None
         if items:
-            scores = (self.backend.scores(np.stack(items)) if self.backend.bins_on_host
-                      else self.backend.scores_events(items))
+            try:
+                scores = (self.backend.scores(np.stack(items)) if self.backend.bins_on_host
+                          else self.backend.scores_events(items))
+            except Exception as e:  # a backend failure fails this batch's files, never the run
+                first = (str(e).strip().splitlines() or ["no message"])[0]
+                failed = f"inference failed ({type(e).__name__}: {first})"
         i = 0
         for path, _, n, err in done:
-            if err is not None:
-                yield Prediction(path, error=err)
+            if err is not None or failed is not None:
+                yield Prediction(path, error=err or failed)
             else:
                 yield self._rank(path, scores[i], n)
                 i += 1

@@ -80,7 +80,38 @@ def test_folders_and_globs(runtime_env, tmp_path):
 @pytest.mark.parametrize("args", [[], ["--batch-size", "0", "x.npy"], ["--format", "xml", "x.npy"],
                                   ["--backend", "tensorflow", "x.npy"], ["--top-k", "0", "x.npy"]])
 def test_usage_errors_exit_2(args):
-    assert invoke(*args).exit_code == 2
+    """The documented contract: one line, ``snnzoo: error: ...``, on stderr; nothing on stdout."""
+    r = invoke(*args)
+    assert r.exit_code == 2
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("snnzoo: error: ") and r.stderr.rstrip().endswith("predict --help')")
+    assert ("Missing argument" if not args else args[0]) in r.stderr
+
+
+def test_unknown_command_and_option_are_one_line_usage_errors():
+    for args in (["frobnicate"], ["predict", "--no-such-option", "x.npy"]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("snnzoo: error: No such ")
+
+
+def test_a_backend_failure_mid_batch_is_exit_1_with_one_line_per_file(runtime_env, monkeypatch):
+    from snnzoo.runtime.predictor import OrtBackend
+
+    run, calls = OrtBackend.scores, []
+
+    def flaky(self, frames):
+        calls.append(len(frames))
+        if len(calls) == 2:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad_alloc\n  at line 2")
+        return run(self, frames)
+
+    monkeypatch.setattr(OrtBackend, "scores", flaky)
+    r = invoke("-m", runtime_env.onnx, "--format", "json", "--batch-size", "2", *SAMPLES)
+    assert r.exit_code == 1 and calls == [2, 2, 1]
+    assert [json.loads(line)["file"] for line in r.stdout.splitlines()] == [str(s) for s in (SAMPLES[0], SAMPLES[1], SAMPLES[4])]
+    assert r.stderr.splitlines() == [f"snnzoo: error: {s}: inference failed (RuntimeError: [ONNXRuntimeError] : 6 : "
+                                     "RUNTIME_EXCEPTION : bad_alloc)" for s in SAMPLES[2:4]]
 
 
 def test_model_and_device_errors_are_one_line(runtime_env, tmp_path):
@@ -104,9 +135,8 @@ def test_no_model_means_the_bundled_default(runtime_env, monkeypatch):
 
 def test_bundled_default_offline_then_without_torch(tmp_path):
     """Fresh cache, HF_HUB_OFFLINE=1 and sockets refused: the first run exports the bundled
-    model, the second loads the cached ONNX and imports neither torch nor snnzoo.zoo."""
-    if not models.is_checkpoint(models.bundled_dir(models.DEFAULT_MODEL)):
-        pytest.skip(f"bundled default checkpoint not shipped yet at {models.bundled_dir(models.DEFAULT_MODEL)}")
+    model, the second loads the cached ONNX and imports neither torch nor snnzoo.zoo. (No skip when
+    the bundled weights are missing: that is a packaging bug this test must catch.)"""
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(NO_NETWORK)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SNNZOO_CACHE": str(tmp_path / "cache"),

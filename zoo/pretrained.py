@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .._version import __version__
-from ..runtime.models import sha256_file
+from ..runtime import models as _runtime
+from ..runtime.models import recorded_sha256, sha256_file
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 HUB_WEIGHTS = "model.safetensors"
@@ -37,16 +38,16 @@ class PretrainedError(RuntimeError):
     """Weights missing, unreachable or unloadable; the message names the file and the fix."""
 
 
-class IntegrityError(PretrainedError):
+class IntegrityError(PretrainedError, _runtime.IntegrityError):
     """A weights file whose sha256 differs from the recorded one (the file is refused)."""
 
 
 def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> None:
-    """Raise :class:`IntegrityError` unless ``sha256(path) == expected``."""
-    actual = sha256_file(path)
-    if actual != expected.lower():
-        raise IntegrityError(f"{path}: sha256 {actual} does not match {expected} recorded for {what}; "
-                             "file refused (corrupted or tampered download?)")
+    """Raise :class:`IntegrityError` unless ``sha256(path) == expected`` (the runtime's check)."""
+    try:
+        _runtime.verify_sha256(path, expected, what)
+    except _runtime.IntegrityError as e:
+        raise IntegrityError(str(e)) from None
 
 
 def hub_offline() -> bool:
@@ -174,24 +175,18 @@ def build_from_config(cfg: dict[str, Any], **overrides: Any) -> nn.Module:
 
 
 def load_folder(folder: str | os.PathLike, **overrides: Any) -> nn.Module:
-    """Model from a checkpoint/Hub folder (``config.json`` + ``model.safetensors``), its weights
-    checked against ``config["weights"]["sha256"]`` when that entry describes this folder's file."""
+    """Model from a checkpoint/Hub/bundled folder (``config.json`` + ``model.safetensors``), its
+    weights checked against the sha256 the config records for this very file
+    (:func:`snnzoo.runtime.models.recorded_sha256`) when it records one."""
     folder = Path(folder)
     cfg = read_config(folder / HUB_CONFIG)
     weights = folder / HUB_WEIGHTS
     if not weights.is_file():
         raise PretrainedError(f"{weights}: missing")
-    if _own_sha256(cfg):
-        verify_sha256(weights, _own_sha256(cfg), f"{folder / HUB_CONFIG}")
+    sha = recorded_sha256(folder, cfg)
+    if sha:
+        verify_sha256(weights, sha, f"{folder / HUB_CONFIG}")
     return load_weights(build_from_config(cfg, **overrides), weights, str(folder))
-
-
-def _own_sha256(cfg: dict[str, Any]) -> str | None:
-    """The sha256 a folder's config records for the ``model.safetensors`` beside it. (A training
-    checkpoint's config may instead carry the registry entry of an earlier published file,
-    ``file`` = "<model>/model.safetensors", which says nothing about this one.)"""
-    recorded = cfg.get("weights") or {}
-    return recorded.get("sha256") if recorded.get("file") == HUB_WEIGHTS else None
 
 
 def load_from_hub(spec: str, **overrides: Any) -> nn.Module:
@@ -201,7 +196,7 @@ def load_from_hub(spec: str, **overrides: Any) -> nn.Module:
     cfg = read_config(cfg_path)
     # the cache keeps files under snapshots/<commit>/: take the weights of that same commit
     commit = cfg_path.parent.name if re.fullmatch(r"[0-9a-f]{40}", cfg_path.parent.name) else revision
-    sha = _own_sha256(cfg)
+    sha = recorded_sha256(cfg_path.parent, cfg)
     weights = (fetch_verified(repo_id, HUB_WEIGHTS, commit, sha, f"hf-hub:{spec} ({HUB_CONFIG})") if sha
                else hub_file(repo_id, HUB_WEIGHTS, commit))
     model = load_weights(build_from_config(cfg, **overrides), weights, f"hf-hub:{spec}")

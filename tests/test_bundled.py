@@ -1,0 +1,87 @@
+"""The shipped default model (``zoo/weights/nmnist_compact``): its weights are the file the registry,
+its ``config.json`` and its card describe (sha256); every path that loads it refuses a copy with one
+flipped bit, the cached ONNX export included; and its card's accuracy, re-measured on a seeded
+half of the same real recordings by the torch-free predictor, lies within the card's 95 % CI."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import snnzoo
+from snnzoo.cli import cli
+from snnzoo.runtime import Predictor, models
+from snnzoo.zoo import pretrained
+from snnzoo.zoo.registry import get_pretrained_cfg
+from test_predictor import SAMPLES
+
+MODEL = models.DEFAULT_MODEL
+CARD = Path(__file__).resolve().parents[1] / "model_cards" / MODEL
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One ``$SNNZOO_CACHE`` for the module: the bundled export is made once."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("cache")
+    mp.setenv("SNNZOO_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+def test_shipped_weights_are_the_recorded_file():
+    folder = models.bundled_dir(MODEL)
+    recorded = get_pretrained_cfg(MODEL)["weights"]
+    assert recorded["file"] == f"{MODEL}/{models.WEIGHTS_FILE}"
+    assert models.sha256_file(folder / models.WEIGHTS_FILE) == recorded["sha256"]
+    cfg = json.loads((folder / models.CONFIG_FILE).read_text())
+    assert cfg["weights"]["sha256"] == recorded["sha256"]
+    assert models.recorded_sha256(folder, cfg) == recorded["sha256"]  # the bundled folder is checked
+    assert recorded["sha256"] in (CARD / "README.md").read_text()
+
+
+def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
+    root = tmp_path / "weights"
+    copy = root / MODEL
+    shutil.copytree(models.bundled_dir(MODEL), copy)
+    monkeypatch.setattr(models, "bundled_root", lambda: root)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["predict", "--format", "json", str(SAMPLES[0])])
+    assert r.exit_code == 0, r.stderr  # the intact copy works, and its export is now cached
+    assert models.cached_onnx_path(models.resolve(None)).is_file()
+
+    data = bytearray((copy / models.WEIGHTS_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x04  # one bit of one weight
+    (copy / models.WEIGHTS_FILE).write_bytes(bytes(data))
+    refused = f"{copy / models.WEIGHTS_FILE}: sha256 "
+    for backend in ("onnxruntime", "torch"):
+        r = runner.invoke(cli, ["predict", "--backend", backend, "--format", "json", str(SAMPLES[0])])
+        assert r.exit_code == 1 and r.stdout == "", (backend, r.stdout)
+        assert r.stderr.startswith(f"snnzoo: error: {refused}") and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "does not match" in r.stderr and "refused" in r.stderr
+    with pytest.raises(models.IntegrityError, match="refused"):
+        Predictor(copy)  # the folder named explicitly
+    with pytest.raises(pretrained.IntegrityError, match="refused"):
+        snnzoo.create_model(MODEL, pretrained=True)
+    with pytest.raises(pretrained.IntegrityError, match="refused"):
+        pretrained.load_folder(copy)
+
+
+def test_card_accuracy_holds_on_real_recordings(nmnist_root, cache):
+    """A seeded 500 of the card's 1,000 recordings. Drawn without replacement from the same set, the
+    subset's accuracy has sd sqrt(p(1-p)/n · (N-n)/(N-1)) = 0.48 points around the card's 97.60 %,
+    so the card's interval (96.5-98.4 %) holds it unless the weights, binning or runtime changed."""
+    card = json.loads((CARD / "eval_real_nmnist.json").read_text())
+    files = sorted((nmnist_root / "Train").glob("*/*.bin"))
+    assert (card["dataset"], card["split"], card["n"], len(files)) == ("nmnist", "train", 1000, 1000)
+    subset = [files[i] for i in np.random.default_rng(0).choice(len(files), 500, replace=False)]
+    results = list(Predictor(None, batch_size=100).predict_files(subset))
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    acc = np.mean([r.label == int(f.parent.name) for r, f in zip(results, subset)])
+    lo, hi = card["ci95"]
+    assert lo <= acc <= hi, (acc, card["accuracy"], (lo, hi))
