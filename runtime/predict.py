@@ -43,26 +43,43 @@ def _error(message: str) -> None:
 class _Writer:
     """Writes predictions as they arrive: an aligned table, JSON lines or CSV."""
 
-    def __init__(self, fmt: str, top_k: int, width: int) -> None:
+    def __init__(self, fmt: str, top_k: int, width: int, windows: bool = False) -> None:
         self.fmt, self.top_k, self.width = fmt, top_k, max(width, 4)
+        self.windows = windows  # rows carry t_start_us, t_end_us (``--window``)
         self.csv = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
 
     def header(self) -> None:
+        span = f"  {'t_start_us':>12s}  {'t_end_us':>12s}" if self.windows else ""
         if self.fmt == "table":
-            click.echo(f"{'file':{self.width}s}  {'class':>8s}  {'score':>6s}  top-{self.top_k}")
+            click.echo(f"{'file':{self.width}s}{span}  {'class':>8s}  {'score':>6s}  top-{self.top_k}")
         elif self.fmt == "csv":
             ranked = [f"top{i}_{c}" for i in range(1, self.top_k + 1) for c in ("label", "class", "score")]
-            self.csv.writerow(["file", "label", "class", "score", "events", *ranked])
+            self.csv.writerow(["file", *(["t_start_us", "t_end_us"] if self.windows else []),
+                               "label", "class", "score", "events", *ranked])
 
     def row(self, r: Prediction) -> None:
-        if self.fmt == "json":
+        if self.windows and r.cls is None:  # a window without events: no label
+            self._empty_window(r)
+        elif self.fmt == "json":
             click.echo(json.dumps(r.to_dict()))
         elif self.fmt == "csv":
-            self.csv.writerow([r.file, r.label, r.cls, f"{r.score:.6f}", r.events,
+            self.csv.writerow([r.file, *([r.t_start_us, r.t_end_us] if self.windows else []),
+                               r.label, r.cls, f"{r.score:.6f}", r.events,
                                *[v for lab, c, s in r.topk for v in (lab, c, f"{s:.6f}")]])
         else:
             ranked = "  ".join(f"{c}:{s:.3f}" for _, c, s in r.topk)
-            click.echo(f"{r.file:{self.width}s}  {r.cls:>8s}  {r.score:6.3f}  {ranked}")
+            click.echo(f"{r.file:{self.width}s}{self._span(r)}  {r.cls:>8s}  {r.score:6.3f}  {ranked}")
+
+    def _span(self, r: Prediction) -> str:
+        return f"  {r.t_start_us:12d}  {r.t_end_us:12d}" if self.windows else ""
+
+    def _empty_window(self, r: Prediction) -> None:
+        if self.fmt == "json":
+            click.echo(json.dumps(r.to_dict()))
+        elif self.fmt == "csv":
+            self.csv.writerow([r.file, r.t_start_us, r.t_end_us, "", "", "", 0, *[""] * (3 * self.top_k)])
+        else:
+            click.echo(f"{r.file:{self.width}s}{self._span(r)}  {'-':>8s}  {'-':>6s}  (no events)")
 
 
 @click.command("predict")
@@ -81,11 +98,26 @@ class _Writer:
               show_default=True, help="json: one object per line.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads reading and binning files [default: min(4, CPUs)].")
+@click.option("--window", default=None, metavar="DURATION",
+              help="Event files: one prediction per sliding window of this length (300ms, 0.3s, "
+                   "300000us), each as if cut out as its own file; the file is streamed in chunks.")
+@click.option("--stride", default=None, metavar="DURATION",
+              help="With --window: step between window starts [default: the window].")
 def predict_command(inputs: tuple[str, ...], model: str | None, device: str, backend: str,
-                    batch_size: int, top_k: int, fmt: str, workers: int | None) -> None:
+                    batch_size: int, top_k: int, fmt: str, workers: int | None, window: str | None,
+                    stride: str | None) -> None:
     """Classify event recordings (.npy, .npz, .bin, .bs2, .aedat, .aedat4, .raw, .dat)."""
     from .readers import EXTENSIONS
 
+    if window is None and stride is not None:
+        raise click.UsageError("--stride needs --window")
+    if window is not None:
+        from .windows import parse_duration
+
+        try:
+            window, stride = parse_duration(window), parse_duration(stride or window)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="'--window' / '--stride'") from None
     targets = list(expand_inputs(inputs, set(EXTENSIONS)))
     failed = False
     for arg, reason in targets:
@@ -100,10 +132,11 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
         except Exception as e:  # model/device problems: one line, no traceback
             _error(" ".join(str(e).split()) or type(e).__name__)
             sys.exit(1)
-        writer = _Writer(fmt, predictor.top_k, max(len(f) for f in files))
+        writer = _Writer(fmt, predictor.top_k, max(len(f) for f in files), windows=window is not None)
         writer.header()
-        results = predictor.predict_files(files)
-        if sys.stderr.isatty() and len(files) > batch_size:
+        results = (predictor.predict_windows(files, window, stride) if window is not None
+                   else predictor.predict_files(files))
+        if sys.stderr.isatty() and len(files) > batch_size and window is None:
             from tqdm import tqdm
 
             results = tqdm(results, total=len(files), unit="file", leave=False)

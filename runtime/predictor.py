@@ -190,6 +190,18 @@ class Predictor:
                     yield from self._run(done)
                     done, good = [], 0
 
+    def predict_windows(self, paths: Iterable[str | os.PathLike], window: int | str,
+                        stride: int | str | None = None) -> Iterator[Any]:
+        """One ``WindowPrediction`` per sliding window of each event file (``window``/``stride``
+        in µs or as ``"300ms"``; stride defaults to the window): semantics, state reset and
+        memory in :mod:`snnzoo.runtime.windows`. Files are streamed in chunks."""
+        from .windows import parse_duration, predict_windows
+
+        if self.info.sensor_size is None:
+            raise ValueError(f"{self.info.name} is not an event model; windows need event streams")
+        window = parse_duration(window)
+        return predict_windows(self, paths, window, parse_duration(stride) if stride is not None else window)
+
     def _load(self, path: str | os.PathLike) -> tuple[Any, int]:
         events, sensor, _ = read_events(path, sensor_size=self.info.sensor_size)
         check_sensor(os.fspath(path), sensor, self.info.sensor_size)

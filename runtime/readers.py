@@ -37,6 +37,7 @@ Every failure — missing, truncated, corrupt, unrecognised or invalid — raise
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import re
 import sys
@@ -44,6 +45,7 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from xml.etree import ElementTree
 
 import numpy as np
@@ -165,46 +167,100 @@ def _native_decode(path: Path, what: str, fn):
     return result
 
 
-def _decode_5byte(path: Path, sensor: Sensor) -> tuple[np.ndarray, Sensor]:
-    raw = np.fromfile(path, dtype=np.uint8)
-    if len(raw) % 5:
-        raise EventFileError(path, f"truncated: {len(raw)} bytes is not a whole number of 5-byte events")
-    raw = raw.reshape(-1, 5).astype(np.int64)
-    t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
-    overflow = raw[:, 1] == _OVERFLOW_Y
-    if overflow.any():
-        t = t + np.cumsum(overflow) * _OVERFLOW_DT
-        raw, t = raw[~overflow], t[~overflow]
-    return make_events(raw[:, 0], raw[:, 1], t, raw[:, 2] >> 7), sensor
+def _prophesee_sensor(lines: list[str]) -> Sensor | None:
+    text = "\n".join(lines)
+    w = re.search(r"(?im)^%\s*width\s+(\d+)", text) or re.search(r"(?i)width=(\d+)", text)
+    h = re.search(r"(?im)^%\s*height\s+(\d+)", text) or re.search(r"(?i)height=(\d+)", text)
+    if w and h:
+        return (int(w.group(1)), int(h.group(1)), 2)
+    g = re.search(r"(?im)^%\s*geometry\s+(\d+)x(\d+)", text)
+    if g:
+        return (int(g.group(1)), int(g.group(2)), 2)
+    plugin = re.search(r"(?im)^%\s*plugin_name\s+(\S+)", text)
+    if plugin:
+        for key in sorted(PROPHESEE_PLUGINS, key=len, reverse=True):
+            if key in plugin.group(1).lower():
+                return (*PROPHESEE_PLUGINS[key], 2)
+    return None
 
 
-def _strict(path: Path, reader, sensor_size: Sensor | None = None) -> tuple[np.ndarray, Sensor]:
-    events, sensor = reader(path)
-    sensor = sensor or sensor_size
-    events = validate_events(events, sensor, path)
-    return events, sensor or infer_sensor_size(events)
+# ---- chunked decoders: each yields (events, byte offset of each event) --------------------
+# ``events`` is anything `validate_events` takes; a decoder raises `EventFileError` naming the
+# byte offset of the first bad byte after yielding every whole chunk before it.
+Chunk = tuple[np.ndarray, np.ndarray]
 
 
-def read_nmnist_bin(path: str | Path) -> tuple[np.ndarray, Sensor]:
-    """N-MNIST ``.bin`` → ``(events, (34, 34, 2))`` (layout in the module doc); validated."""
-    return _strict(Path(path), lambda p: _decode_5byte(p, (34, 34, 2)))
+def _blocks(path: Path, start: int, record: int, per_chunk: int, unit: str,
+            data_bytes: str = "data bytes") -> Iterator[tuple[int, bytes]]:
+    """``(byte offset, data)`` of whole ``record``-byte records from ``start``, ``per_chunk`` at a
+    time; a trailing partial record raises (naming its offset) after the last whole block."""
+    size = path.stat().st_size - start
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        while data := f.read(record * per_chunk):
+            whole = len(data) - len(data) % record
+            if whole:
+                yield pos, data[:whole]
+            if whole < len(data):
+                raise EventFileError(path, f"truncated: {size} {data_bytes} is not a whole number of {unit} "
+                                           f"(an incomplete one at byte offset {pos + whole})")
+            pos += len(data)
 
 
-def read_dvsgesture_bs2(path: str | Path) -> tuple[np.ndarray, Sensor]:
-    """DVS128 Gesture ``.bs2`` (N-MNIST's 5-byte layout) → ``(events, (128, 128, 2))``; validated."""
-    return _strict(Path(path), lambda p: _decode_5byte(p, (128, 128, 2)))
+def _chunks_5byte(path: Path, per_chunk: int) -> Iterator[Chunk]:
+    overflows = 0
+    for pos, data in _blocks(path, 0, 5, per_chunk, "5-byte events", "bytes"):
+        raw = np.frombuffer(data, np.uint8).reshape(-1, 5).astype(np.int64)
+        t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+        offsets = pos + 5 * np.arange(len(raw), dtype=np.int64)
+        overflow = raw[:, 1] == _OVERFLOW_Y
+        t += overflows * _OVERFLOW_DT
+        if overflow.any():
+            t += np.cumsum(overflow) * _OVERFLOW_DT
+            overflows += int(overflow.sum())
+            keep = ~overflow
+            raw, t, offsets = raw[keep], t[keep], offsets[keep]
+        if len(t):
+            yield make_events(raw[:, 0], raw[:, 1], t, raw[:, 2] >> 7), offsets
 
 
-def _load_npy(path: Path) -> tuple[np.ndarray, Sensor | None]:
+def _npy_layout(path: Path) -> tuple[int, np.dtype, tuple[int, ...], bool]:
+    """``(data offset, dtype, shape, fortran_order)`` from an ``.npy`` header (never unpickles)."""
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "pickle" in str(e):
-            raise EventFileError(path, "holds a pickled object array; refusing to unpickle it") from None
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            start = f.tell()
+    except (ValueError, OSError, EOFError) as e:
         raise EventFileError(path, f"truncated or corrupt NPY file ({e})") from None
-    except (OSError, EOFError) as e:
-        raise EventFileError(path, f"truncated or corrupt NPY file ({e})") from None
-    return arr, None
+    if dtype.hasobject:
+        raise EventFileError(path, "holds a pickled object array; refusing to unpickle it")
+    return start, dtype, shape, fortran
+
+
+def _chunks_npy(path: Path, per_chunk: int) -> Iterator[Chunk]:
+    """Memory-mapped (structured 1-D or C-ordered ``(N, 4)``): one chunk in memory at a time.
+    Other layouts are loaded whole (and refused by validation unless Fortran-ordered ``(N, 4)``)."""
+    start, dtype, shape, fortran = _npy_layout(path)
+    plain = len(shape) == 2 and dtype.names is None and not fortran
+    if not (plain or len(shape) == 1 and dtype.names is not None):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise EventFileError(path, f"truncated or corrupt NPY file ({e})") from None
+        yield arr, np.full(len(arr) if arr.ndim else 0, -1, np.int64)
+        return
+    row = dtype.itemsize * (shape[1] if plain else 1)
+    rows = min(shape[0], (path.stat().st_size - start) // max(row, 1))
+    arr = np.memmap(path, dtype, "r", start, (rows, *shape[1:])) if rows else np.zeros((0, *shape[1:]), dtype)
+    for i in range(0, max(rows, 1), per_chunk):
+        part = np.array(arr[i:i + per_chunk])
+        yield part, start + row * np.arange(i, i + len(part), dtype=np.int64)
+    if rows < shape[0]:
+        raise EventFileError(path, f"truncated or corrupt NPY file (the data ends inside event {rows} of "
+                                   f"{shape[0]}, at byte offset {start + row * rows})")
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, Sensor | None]:
@@ -236,28 +292,35 @@ def _load_npz(path: Path) -> tuple[np.ndarray, Sensor | None]:
     return next(iter(data.values())), sensor
 
 
-def _load_aedat2(path: Path) -> tuple[np.ndarray, Sensor]:
+def _chunks_npz(path: Path, per_chunk: int, arr: np.ndarray) -> Iterator[Chunk]:
+    """A compressed archive is decompressed whole; byte offsets inside it mean nothing (-1)."""
+    if arr.ndim == 0 or len(arr) == 0:
+        yield arr, np.zeros(0, np.int64)
+    for i in range(0, len(arr) if arr.ndim else 0, per_chunk):
+        part = arr[i:i + per_chunk]
+        yield part, np.full(len(part), -1, np.int64)
+
+
+def _aedat2_start(path: Path) -> int:
     lines, start = _text_header(path, b"#")
     chip = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("# AEChip:")), "")
     if chip and "DVS128" not in chip:
         raise EventFileError(path, f"AEDAT 2.0 from chip {chip!r} is not supported (only DVS128)")
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read()
-    if len(data) % 8:
-        raise EventFileError(path, f"truncated: {len(data)} data bytes is not a whole number of 8-byte events")
-    words = np.frombuffer(data, dtype=">u4").reshape(-1, 2)
-    addr, t = words[:, 0].astype(np.int64), words[:, 1].astype(np.int64)
-    dvs = (addr >> 15) == 0
-    addr, t = addr[dvs], t[dvs]
-    return make_events((addr >> 1) & 127, (addr >> 8) & 127, t, addr & 1), (128, 128, 2)
+    return start
 
 
-def _load_aedat4(path: Path) -> tuple[np.ndarray, Sensor]:
-    try:
-        import aedat
-    except ImportError:
-        raise EventFileError(path, "reading AEDAT4 needs the 'aedat' package (pip install aedat)") from None
+def _chunks_aedat2(path: Path, per_chunk: int, start: int) -> Iterator[Chunk]:
+    for pos, data in _blocks(path, start, 8, per_chunk, "8-byte events"):
+        words = np.frombuffer(data, dtype=">u4").reshape(-1, 2)
+        addr, t = words[:, 0].astype(np.int64), words[:, 1].astype(np.int64)
+        dvs = np.flatnonzero((addr >> 15) == 0)
+        addr, t = addr[dvs], t[dvs]
+        if len(t):
+            yield make_events((addr >> 1) & 127, (addr >> 8) & 127, t, addr & 1), pos + 8 * dvs
+
+
+def _aedat4_header(path: Path) -> int:
+    """Byte offset of the first packet, after checking the XML header."""
     with open(path, "rb") as f:
         head = f.read(18)
         size = int.from_bytes(head[14:18], "little", signed=True) if len(head) == 18 else -1
@@ -268,57 +331,108 @@ def _load_aedat4(path: Path) -> tuple[np.ndarray, Sensor]:
         ElementTree.fromstring(header[header.index(b"<dv"):header.rindex(b"</dv>") + 5].decode("utf-8"))
     except (UnicodeDecodeError, ElementTree.ParseError) as e:
         raise EventFileError(path, f"corrupt AEDAT4 header ({e})") from None
+    return 18 + size
 
-    def decode():
+
+def _chunks_aedat4(path: Path, per_chunk: int, out: dict) -> Iterator[Chunk]:
+    """Packets of the first event stream via ``aedat.Decoder`` (which reads packet by packet).
+    An event's byte offset is its packet's (``int32 stream id, int32 size, payload``), walked
+    beside the decoder; ``out["sensor"]`` is set from the stream before the first chunk."""
+    try:
+        import aedat
+    except ImportError:
+        raise EventFileError(path, "reading AEDAT4 needs the 'aedat' package (pip install aedat)") from None
+    walk = {"pos": _aedat4_header(path), "done": False}
+
+    def start():
         decoder = aedat.Decoder(str(path))
         streams = {i: s for i, s in decoder.id_to_stream().items() if s.get("type") == "events"}
         if not streams:
             raise EventFileError(path, "AEDAT4 file has no event stream")
-        sid = min(streams)
-        return streams[sid], [pk["events"] for pk in decoder if pk["stream_id"] == sid and "events" in pk]
+        return iter(decoder), min(streams), streams[min(streams)]
 
-    stream, packets = _native_decode(path, "AEDAT4", decode)
-    if not packets:
-        raise EventFileError(path, "empty event stream (0 events)")
-    ev = np.concatenate(packets)
-    return make_events(ev["x"], ev["y"], ev["t"], ev["on"]), (int(stream["width"]), int(stream["height"]), 2)
+    packets, sid, stream = _native_decode(path, "AEDAT4", start)
+    out["sensor"] = (int(stream["width"]), int(stream["height"]), 2)
+    with open(path, "rb") as f:
+        def fill() -> tuple[list, list]:  # packets until a chunk is full
+            parts, offsets, n = [], [], 0
+            while n < per_chunk:
+                pk = next(packets, None)
+                if pk is None:
+                    walk["done"] = True
+                    break
+                f.seek(walk["pos"])
+                head = f.read(8)
+                if pk["stream_id"] == sid and "events" in pk:
+                    ev = pk["events"]
+                    parts.append(make_events(ev["x"], ev["y"], ev["t"], ev["on"]))
+                    offsets.append(np.full(len(ev), walk["pos"], np.int64))
+                    n += len(ev)
+                walk["pos"] += 8 + (int.from_bytes(head[4:8], "little", signed=True) if len(head) == 8 else 0)
+            return parts, offsets
+
+        while not walk["done"]:
+            try:
+                parts, offsets = _native_decode(path, "AEDAT4", fill)
+            except EventFileError as e:
+                raise EventFileError(path, f"{e.reason} at byte offset {walk['pos']}") from None
+            if parts:
+                yield np.concatenate(parts), np.concatenate(offsets)
 
 
-def _prophesee_sensor(lines: list[str]) -> Sensor | None:
-    text = "\n".join(lines)
-    w = re.search(r"(?im)^%\s*width\s+(\d+)", text) or re.search(r"(?i)width=(\d+)", text)
-    h = re.search(r"(?im)^%\s*height\s+(\d+)", text) or re.search(r"(?i)height=(\d+)", text)
-    if w and h:
-        return (int(w.group(1)), int(h.group(1)), 2)
-    g = re.search(r"(?im)^%\s*geometry\s+(\d+)x(\d+)", text)
-    if g:
-        return (int(g.group(1)), int(g.group(2)), 2)
-    plugin = re.search(r"(?im)^%\s*plugin_name\s+(\S+)", text)
-    if plugin:
-        for key in sorted(PROPHESEE_PLUGINS, key=len, reverse=True):
-            if key in plugin.group(1).lower():
-                return (*PROPHESEE_PLUGINS[key], 2)
-    return None
-
-
-def _load_prophesee(path: Path, encoding: str) -> tuple[np.ndarray, Sensor | None]:
-    from expelliarmus import Wizard
-
+def _prophesee_start(path: Path) -> tuple[Sensor | None, int]:
     lines, start = _text_header(path, b"%")
-    size = path.stat().st_size - start
-    if size <= (2 if encoding == "DAT" else 0):
+    if path.stat().st_size <= start:
         raise EventFileError(path, "empty event stream (no data after the header)")
-    if encoding == "DAT":
-        if (size - 2) % 8:
-            raise EventFileError(path, f"truncated: {size - 2} data bytes is not a whole number of 8-byte events")
-    elif size % 4:
-        raise EventFileError(path, f"truncated: {size} data bytes is not a whole number of {encoding} words")
-    ev = _native_decode(path, encoding, lambda: Wizard(encoding=encoding).read(path))
-    return make_events(ev["x"], ev["y"], ev["t"], ev["p"]), _prophesee_sensor(lines)
+    return _prophesee_sensor(lines), start
+
+
+def _chunks_dat(path: Path, per_chunk: int, start: int) -> Iterator[Chunk]:
+    """DAT: after the header, 2 bytes (event type, event size = 8), then per event uint32 t µs
+    and uint32 address: x = bits 13–0, y = bits 27–14, p = bits 31–28."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        kind = f.read(2)
+    if len(kind) < 2 or kind[1] != 8:
+        raise EventFileError(path, f"corrupt DAT file (event size {kind[1] if len(kind) == 2 else '?'} "
+                                   f"at byte offset {start + 1}; expected 8)")
+    if path.stat().st_size == start + 2:
+        raise EventFileError(path, "empty event stream (no data after the header)")
+    for pos, data in _blocks(path, start + 2, 8, per_chunk, "8-byte events"):
+        w = np.frombuffer(data, dtype="<u4").reshape(-1, 2).astype(np.int64)
+        yield (make_events(w[:, 1] & 0x3FFF, (w[:, 1] >> 14) & 0x3FFF, w[:, 0], (w[:, 1] >> 28) & 0xF),
+               pos + 8 * np.arange(len(w), dtype=np.int64))
+
+
+_EVT2_VALID = np.zeros(16, bool)
+_EVT2_VALID[[0x0, 0x1, 0x8, 0xA, 0xE, 0xF]] = True
+
+
+def _chunks_evt2(path: Path, per_chunk: int, start: int) -> Iterator[Chunk]:
+    """EVT 2.0 32-bit words, type = bits 31–28: CD_OFF (0x0) / CD_ON (0x1) with t low = bits
+    27–22, x = bits 21–11, y = bits 10–0; EV_TIME_HIGH (0x8): t high = bits 27–0, t = high·2⁶ + low;
+    0xA (trigger), 0xE, 0xF carry no CD events."""
+    high = 0
+    for pos, data in _blocks(path, start, 4, per_chunk, "EVT2 words"):
+        w = np.frombuffer(data, dtype="<u4").astype(np.int64)
+        typ = w >> 28
+        if not _EVT2_VALID[typ].all():
+            i = int(np.argmin(_EVT2_VALID[typ]))
+            raise EventFileError(path, f"corrupt EVT2 file (unknown EVT2 word type {int(typ[i]):#x} "
+                                       f"at byte offset {pos + 4 * i})")
+        is_th = typ == 0x8
+        highs = _ffill(is_th, w & 0x0FFFFFFF, high)
+        if is_th.any():
+            high = int(highs[-1])
+        cd = np.flatnonzero(typ <= 1)
+        v = w[cd]
+        if len(cd):
+            yield make_events((v >> 11) & 0x7FF, v & 0x7FF, (highs[cd] << 6) | ((v >> 22) & 0x3F), typ[cd]), pos + 4 * cd
 
 
 _EVT3_VALID = np.zeros(16, bool)
 _EVT3_VALID[[0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF]] = True
+_EVT3_START = (0, 0, 0, 0, 0, 0)  # wraps, TIME_HIGH, TIME_LOW, y, next vector x, vector polarity
 
 
 def _ffill(mask: np.ndarray, values: np.ndarray, default: int = 0) -> np.ndarray:
@@ -326,6 +440,40 @@ def _ffill(mask: np.ndarray, values: np.ndarray, default: int = 0) -> np.ndarray
     idx = np.where(mask, np.arange(len(mask)), -1)
     np.maximum.accumulate(idx, out=idx)
     return np.where(idx >= 0, values[np.maximum(idx, 0)], default)
+
+
+def _evt3_step(words: np.ndarray, state: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[int, ...]]:
+    """Decode EVT3 words after the decoder ``state`` → ``((x, y, t, p), word of each event, state after)``.
+
+    The state is replayed as four words before ``words`` (TIME_HIGH, TIME_LOW, ADDR_Y,
+    VECT_BASE_X), so any word boundary can end a chunk."""
+    wraps, th, tl, y0, base, pol = state
+    prefix = np.array([0x8000 | th, 0x6000 | tl, y0, 0x3000 | pol << 11 | base & 0x7FF], np.int64)
+    words = np.concatenate([prefix, words.astype(np.int64)])
+    typ, v = words >> 12, words & 0xFFF
+    if not _EVT3_VALID[typ].all():
+        i = int(np.argmin(_EVT3_VALID[typ]))
+        raise ValueError(f"unknown EVT3 word type {int(typ[i]):#x} at word {i - 4}")
+    is_th = typ == 0x8
+    ths = v[is_th]
+    down = np.cumsum(np.r_[False, ths[1:] < ths[:-1]])
+    high = np.zeros(len(words), np.int64)
+    high[is_th] = ((down + wraps) << 12) + ths
+    t = (_ffill(is_th, high) << 12) + _ffill(typ == 0x6, v)
+    y = _ffill(typ == 0x0, v & 0x7FF)
+    is_base = typ == 0x3
+    size = np.select([typ == 0x4, typ == 0x5], [12, 8], 0)
+    run = np.cumsum(size) - size  # vector bits before this word…
+    run -= _ffill(is_base, run)   # …since the last VECT_BASE_X
+    bases, pols = _ffill(is_base, v & 0x7FF), _ffill(is_base, v >> 11)
+    is_ev = (typ == 0x2) | (size > 0)
+    x0 = np.where(typ == 0x2, v & 0x7FF, bases + run)[is_ev]
+    p = np.where(typ == 0x2, v >> 11, pols)[is_ev]
+    mask = np.select([typ == 0x2, typ == 0x4, typ == 0x5], [1, v, v & 0xFF], 0)[is_ev]
+    row, bit = np.nonzero((mask[:, None] >> np.arange(12)) & 1)
+    after = (wraps + int(down[-1]), int(ths[-1]), int(_ffill(typ == 0x6, v)[-1]), int(y[-1]),
+             int(bases[-1] + run[-1] + size[-1]), int(pols[-1]))
+    return (x0[row] + bit, y[is_ev][row], t[is_ev][row], p[row] & 1), np.flatnonzero(is_ev)[row] - 4, after
 
 
 def decode_evt3(words: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -337,66 +485,137 @@ def decode_evt3(words: np.ndarray) -> tuple[np.ndarray, ...]:
     mask, then base += 12 / 8. TIME_HIGH (0x8) / TIME_LOW (0x6): t = (wraps·2¹² + high)·2¹²
     + low, wraps counting TIME_HIGH decreases. 0x7, 0xA, 0xE, 0xF carry no CD events.
     """
-    words = words.astype(np.int64)
-    typ, v = words >> 12, words & 0xFFF
-    if not _EVT3_VALID[typ].all():
-        i = int(np.argmin(_EVT3_VALID[typ]))
-        raise ValueError(f"unknown EVT3 word type {int(typ[i]):#x} at word {i}")
-    is_th = typ == 0x8
-    ths = v[is_th]
-    high = np.zeros(len(words), np.int64)
-    high[is_th] = (np.cumsum(np.r_[False, ths[1:] < ths[:-1]]) << 12) + ths
-    t = (_ffill(is_th, high) << 12) + _ffill(typ == 0x6, v)
-    y = _ffill(typ == 0x0, v & 0x7FF)
-    is_base = typ == 0x3
-    size = np.select([typ == 0x4, typ == 0x5], [12, 8], 0)
-    run = np.cumsum(size) - size  # vector bits before this word…
-    run -= _ffill(is_base, run)   # …since the last VECT_BASE_X
-    is_ev = (typ == 0x2) | (size > 0)
-    x0 = np.where(typ == 0x2, v & 0x7FF, _ffill(is_base, v & 0x7FF) + run)[is_ev]
-    pol = np.where(typ == 0x2, v >> 11, _ffill(is_base, v >> 11))[is_ev]
-    mask = np.select([typ == 0x2, typ == 0x4, typ == 0x5], [1, v, v & 0xFF], 0)[is_ev]
-    row, bit = np.nonzero((mask[:, None] >> np.arange(12)) & 1)
-    return x0[row] + bit, y[is_ev][row], t[is_ev][row], pol[row] & 1
+    return _evt3_step(np.asarray(words), _EVT3_START)[0]
 
 
-def _load_evt3(path: Path) -> tuple[np.ndarray, Sensor | None]:
-    lines, start = _text_header(path, b"%")
-    size = path.stat().st_size - start
-    if size <= 0:
-        raise EventFileError(path, "empty event stream (no data after the header)")
-    if size % 2:
-        raise EventFileError(path, f"truncated: {size} data bytes is not a whole number of EVT3 words")
-    try:
-        x, y, t, p = decode_evt3(np.fromfile(path, dtype="<u2", offset=start))
-    except ValueError as e:
-        raise EventFileError(path, f"corrupt EVT3 file ({e})") from None
-    return make_events(x, y, t, p), _prophesee_sensor(lines)
+def _chunks_evt3(path: Path, per_chunk: int, start: int) -> Iterator[Chunk]:
+    state = _EVT3_START
+    word = 0
+    for pos, data in _blocks(path, start, 2, per_chunk, "EVT3 words"):
+        try:
+            cols, at, state = _evt3_step(np.frombuffer(data, dtype="<u2"), state)
+        except ValueError as e:
+            i = int(re.search(r"at word (\d+)", str(e)).group(1))
+            reason = re.sub(r"at word \d+", f"at word {word + i}", str(e))
+            raise EventFileError(path, f"corrupt EVT3 file ({reason}) at byte offset {pos + 2 * i}") from None
+        word += len(data) // 2
+        if len(cols[0]):
+            yield make_events(*cols), pos + 2 * at
 
 
-_LOADERS = {
-    "npy": _load_npy,
-    "npz": _load_npz,
-    "nmnist": lambda p: _decode_5byte(p, (34, 34, 2)),
-    "dvsgesture": lambda p: _decode_5byte(p, (128, 128, 2)),
-    "aedat2": _load_aedat2,
-    "aedat4": _load_aedat4,
-    "evt2": lambda p: _load_prophesee(p, "EVT2"),
-    "evt3": _load_evt3,
-    "dat": lambda p: _load_prophesee(p, "DAT"),
-}
+# ---- validated streams --------------------------------------------------------------------
+CHUNK_EVENTS = 1 << 20
+
+
+class EventStream:
+    """An event file read chunk by chunk: iterate for validated `EVENT_DTYPE` chunks in order.
+
+    ``sensor`` is the file's stated sensor, else the caller's ``sensor_size``, else ``None``
+    until the iteration has ended (then the smallest sensor holding the events). Each chunk
+    is checked like `validate_events` (coordinates against ``sensor`` when known, timestamps
+    sorted across chunks too); the first problem raises `EventFileError` naming the event and
+    its byte offset, after every chunk before it was yielded. Memory holds one chunk (about
+    ``chunk_events`` events) at a time, except ``.npz`` (decompressed whole).
+    """
+
+    def __init__(self, path: str | Path, sensor_size: Sensor | None = None,
+                 chunk_events: int = CHUNK_EVENTS) -> None:
+        self.path = Path(path)
+        self.format = sniff_format(self.path)
+        self.sensor: Sensor | None = None
+        self.events = 0
+        self._chunk = int(chunk_events)
+        self._source = self._open()
+        self.sensor = self.sensor or (tuple(sensor_size) if sensor_size is not None else None)
+        self._given = self.sensor is not None
+
+    def _open(self) -> Iterator[Chunk]:
+        path, n, fmt = self.path, self._chunk, self.format
+        if fmt in ("nmnist", "dvsgesture"):
+            self.sensor = (34, 34, 2) if fmt == "nmnist" else (128, 128, 2)
+            return _chunks_5byte(path, n)
+        if fmt == "npy":
+            return _chunks_npy(path, n)
+        if fmt == "npz":
+            arr, self.sensor = _load_npz(path)
+            return _chunks_npz(path, n, arr)
+        if fmt == "aedat2":
+            self.sensor = (128, 128, 2)
+            return _chunks_aedat2(path, n, _aedat2_start(path))
+        if fmt == "aedat4":
+            out: dict = {}
+            chunks = _chunks_aedat4(path, n, out)
+            first = next(chunks, None)  # opens the decoder: the sensor comes from the stream
+            self.sensor = out.get("sensor")
+            return itertools.chain([first] if first is not None else [], chunks)
+        self.sensor, start = _prophesee_start(path)
+        words = {"evt2": 4, "evt3": 2, "dat": 8}[fmt]
+        return {"evt2": _chunks_evt2, "evt3": _chunks_evt3, "dat": _chunks_dat}[fmt](
+            path, max(1, n * 8 // words), start)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        last_t, high = -1, np.zeros(2, np.int64)
+        for raw, offsets in self._source:
+            ev, error = self._validate(raw, offsets)
+            if len(ev) and ev["t"][0] < last_t:
+                raise EventFileError(self.path, f"timestamps are not sorted: t={ev['t'][0]} at event {self.events} "
+                                                f"after t={last_t}{_at(offsets, 0)}")
+            if len(ev):
+                last_t = int(ev["t"][-1])
+                high = np.maximum(high, [ev["x"].max(), ev["y"].max()])
+                self.events += len(ev)
+                yield ev
+            if error is not None:
+                raise error
+        if self.events == 0:
+            raise EventFileError(self.path, "empty event stream (0 events)")
+        if self.sensor is None:
+            self.sensor = (int(high[0]) + 1, int(high[1]) + 1, 2)
+
+    def _validate(self, raw: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, EventFileError | None]:
+        """The chunk's valid events, up to the first bad one, and the error it raises (or None)."""
+        error, n = None, len(raw) if getattr(raw, "ndim", 0) else 0
+        while True:
+            try:
+                return validate_events(raw[:n] if n < len(raw) else raw, self.sensor, self.path), error
+            except EventFileError as e:
+                if "empty event stream" in e.reason and (self.events or error is not None):
+                    return np.zeros(0, EVENT_DTYPE), error
+                m = re.search(r"at event (\d+)", e.reason)
+                if m is None:
+                    at = f" (in the events from byte offset {offsets[0]})" if len(offsets) and offsets[0] >= 0 else ""
+                    return np.zeros(0, EVENT_DTYPE), error or EventFileError(self.path, e.reason + at)
+                n = int(m.group(1))
+                error = EventFileError(self.path, e.reason.replace(m.group(0), f"at event {self.events + n}", 1)
+                                       + _at(offsets, n))
+
+
+def _at(offsets: np.ndarray, i: int) -> str:
+    return f" (byte offset {offsets[i]})" if i < len(offsets) and offsets[i] >= 0 else ""
 
 
 def read_events(path: str | Path, sensor_size: Sensor | None = None) -> tuple[np.ndarray, Sensor, str]:
     """Read and validate one event file → ``(events EVENT_DTYPE, (W, H, P), format_name)``.
 
     ``sensor_size`` is used for files that do not state one (``.npy``, headerless ``.dat``…);
-    without it those get the smallest sensor holding the events.
+    without it those get the smallest sensor holding the events. `EventStream` reads the same
+    events chunk by chunk.
     """
-    path = Path(path)
-    fmt = sniff_format(path)
-    events, sensor = _strict(path, _LOADERS[fmt], sensor_size)
-    return events, sensor, fmt
+    stream = EventStream(path, sensor_size)
+    events = np.concatenate(list(stream))
+    return events, stream.sensor, stream.format
+
+
+def read_nmnist_bin(path: str | Path) -> tuple[np.ndarray, Sensor]:
+    """N-MNIST ``.bin`` → ``(events, (34, 34, 2))`` (layout in the module doc); validated."""
+    events, sensor, _ = read_events(path)
+    return events, sensor
+
+
+def read_dvsgesture_bs2(path: str | Path) -> tuple[np.ndarray, Sensor]:
+    """DVS128 Gesture ``.bs2`` (N-MNIST's 5-byte layout) → ``(events, (128, 128, 2))``; validated."""
+    events, sensor, _ = read_events(path)
+    return events, sensor
 
 
 def write_npy(path: str | Path, events: np.ndarray) -> Path:

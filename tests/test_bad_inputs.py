@@ -137,7 +137,7 @@ def test_cli_keeps_going_and_exits_1(tmp_path):
     assert proc.returncode == 1
     assert proc.stdout.count("\n") == 1 and '"file": "' + str(good) in proc.stdout and '"events": 3' in proc.stdout
     assert proc.stderr.splitlines() == [f"snnzoo: error: {bad1}: timestamps are not sorted: t=20 at event 2 after t=30 "
-                                        "(1 decreases; sort by t)", f"snnzoo: error: {bad2}: no such file"]
+                                        "(1 decreases; sort by t) (byte offset 218)", f"snnzoo: error: {bad2}: no such file"]
 
 
 @pytest.mark.parametrize("events, fragment", [
