@@ -7,7 +7,8 @@ formats without a signature (N-MNIST ``.bin``, DVS128 Gesture ``.bs2``):
 format    files           decoding
 ========  ==============  ==============================================================
 npy       ``.npy``        structured array ``x, y, t, p`` or numeric ``(N, 4)`` array with
-                          columns ``[t, x, y, p]``; never unpickled (``allow_pickle=False``)
+                          columns ``[t, x, y, p]``; never unpickled (header parsed, data
+                          memory-mapped)
 npz       ``.npz``        one such array (any key) or the keys ``x, y, t, p``; an optional
                           ``sensor_size`` key ``(W, H, P)``
 nmnist    ``.bin``        5 bytes per event: byte0 = x, byte1 = y, byte2 bit 7 = p,
@@ -20,19 +21,22 @@ aedat2    ``.aedat``      ``#`` header lines, then big-endian uint32 pairs (addr
                           (raw address fields; jAER mirrors x for display); addresses with
                           bit 15 set (external/special events) are dropped; sensor 128×128×2
 aedat4    ``.aedat4``     the first event stream, via the ``aedat`` package (what tonic
-                          uses); sensor from the stream's width and height
-evt2      ``.raw``        Prophesee EVT 2.0 via ``expelliarmus``
+                          uses), packet by packet; sensor from the stream's width and height
+evt2      ``.raw``        Prophesee EVT 2.0 32-bit words, decoded here (`_chunks_evt2`)
 evt3      ``.raw``        Prophesee EVT 3.0, decoded here (`decode_evt3`): expelliarmus ≤ 1.1
                           counts every TIME_LOW decrease as an overflow and stretches time
-                          (its issue #19), so it is not used for EVT3
-dat       ``.dat``        Prophesee DAT via ``expelliarmus``
+                          (its issue #19), so it is not used
+dat       ``.dat``        Prophesee DAT, 8 bytes per event, decoded here (`_chunks_dat`)
 ========  ==============  ==============================================================
 
-Sensor size of files that do not state it: Prophesee ``.raw`` from the ``plugin_name``
-(`PROPHESEE_PLUGINS`); otherwise (and for ``.npy``) the smallest sensor holding the
-events, ``(max x + 1, max y + 1, 2)``, unless the caller passes ``sensor_size``.
-Every failure — missing, truncated, corrupt, unrecognised or invalid — raises
-`EventFileError(path, reason)`; the events are checked by `validate_events`.
+Every format is read in chunks (`EventStream`, about `CHUNK_EVENTS` events in memory at a
+time; ``.npz`` is decompressed whole), so files larger than memory stream through;
+`read_events` concatenates the chunks. Sensor size of files that do not state it: Prophesee
+``.raw`` from the ``plugin_name`` (`PROPHESEE_PLUGINS`); otherwise (and for ``.npy``) the
+smallest sensor holding the events, ``(max x + 1, max y + 1, 2)``, unless the caller passes
+``sensor_size``. Every failure — missing, truncated, corrupt, unrecognised or invalid —
+raises `EventFileError(path, reason)`, naming the byte offset of bad data where the format
+has one; the events are checked by `validate_events`.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from .errors import EventFileError
-from .events import EVENT_DTYPE, FIELDS, infer_sensor_size, make_events, validate_events
+from .events import EVENT_DTYPE, FIELDS, make_events, validate_events
 
 EXTENSIONS = {".npy": "npy", ".npz": "npz", ".bin": "nmnist", ".bs2": "dvsgesture",
               ".aedat": "aedat2", ".aedat4": "aedat4", ".raw": "prophesee", ".dat": "dat"}
