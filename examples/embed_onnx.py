@@ -1,12 +1,15 @@
-"""Classify event recordings with an exported snnzoo model, using only numpy + onnxruntime.
+"""Classify event recordings or images with an exported snnzoo model: numpy + onnxruntime (+ Pillow).
 
     snnzoo export nmnist_compact -o nmnist.onnx
     python examples/embed_onnx.py nmnist.onnx recording.bin other.npy [--top-k 3] [--json]
+    snnzoo export cifar10_compact -o cifar10.onnx
+    python examples/embed_onnx.py cifar10.onnx cat.png dog.jpg [--resize]
 
 Everything the model needs is in the file's metadata: the sensor size, the binning spec, T and
-the class labels. Event files: ``.npy`` structured arrays with fields x, y, t (µs), p, or
-N-MNIST ``.bin`` (5 bytes per event). Copy this file into a service; it needs neither torch
-nor snnzoo.
+the class labels, or for image models the input shape [C, H, W] and normalisation. Event files:
+``.npy`` structured arrays with fields x, y, t (µs), p, or N-MNIST ``.bin`` (5 bytes per event).
+Images are decoded as ``snnzoo predict`` does (``runtime/images.py``). Copy this file into a
+service; it needs neither torch nor snnzoo.
 """
 from __future__ import annotations
 
@@ -59,23 +62,77 @@ def bin_events(ev: np.ndarray, sensor_size: list[int], spec: dict, steps: int) -
     return frames
 
 
+def load_image(path: str, shape: list[int], norm: dict, resize: bool = False) -> np.ndarray:
+    """Model input ``[C, H, W]``: ``x = (α·pixel · scale − α · mean) / std`` per channel.
+
+    C = 3: RGB, C = 1: luma; EXIF orientation applied; 16-bit grey = v / 257; transparent
+    pixels composited onto the mean colour (α, premultiplied). Another size than H × W is
+    refused, or with ``resize``: antialiased float bicubic so the image covers H × W, centre crop.
+    """
+    from PIL import Image, ImageOps
+
+    c, h, w = shape
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    if im.size != (w, h) and not resize:
+        raise ValueError(f"{path}: image is {im.width}×{im.height}; the model takes {w}×{h}")
+    if im.mode in ("I", "F"):
+        raise ValueError(f"{path}: 32-bit pixels (mode {im.mode}) are not supported")
+    alpha = None
+    if im.mode.startswith("I;16"):
+        px = np.repeat((np.asarray(im).astype(np.float32) / np.float32(257.0))[..., None], c, axis=-1)
+    else:
+        if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
+            im = im.convert("RGBA")
+            alpha = np.asarray(im.getchannel("A"), np.float32) / np.float32(255.0)
+        im = im.convert("RGB") if c == 3 else im.convert("RGB").convert("L")
+        px = np.asarray(im, np.float32).reshape(im.height, im.width, c)
+        if alpha is not None:
+            px = px * alpha[..., None]
+    if px.shape[:2] != (h, w):  # cover H × W, then crop the centre
+        f = max(w / px.shape[1], h / px.shape[0])
+        nw, nh = max(w, round(px.shape[1] * f)), max(h, round(px.shape[0] * f))
+        top, left = (nh - h) // 2, (nw - w) // 2
+
+        def fit(plane: np.ndarray) -> np.ndarray:
+            out = Image.fromarray(np.ascontiguousarray(plane, np.float32), "F").resize((nw, nh), Image.Resampling.BICUBIC)
+            return np.asarray(out)[top:top + h, left:left + w]
+
+        px = np.stack([fit(px[..., k]) for k in range(c)], axis=-1)
+        alpha = fit(alpha) if alpha is not None else None
+    mean, std = np.float32(norm["mean"]), np.float32(norm["std"])
+    x = px * np.float32(norm["scale"]) - (mean if alpha is None else alpha[..., None] * mean)
+    return np.ascontiguousarray(np.moveaxis(x / std, -1, 0))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("files", nargs="+")
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="one JSON object per file")
+    ap.add_argument("--resize", action="store_true", help="images: scale and centre-crop instead of refusing")
     args = ap.parse_args(argv)
 
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
-    if meta.get("input_kind") != "events" or meta.get("streaming") == "true":
-        print(f"{args.model}: not an unrolled event-stream snnzoo model", file=sys.stderr)
+    kind = meta.get("input_kind")
+    if kind not in ("events", "image") or meta.get("streaming") == "true":
+        print(f"{args.model}: not an unrolled event-stream or image snnzoo model", file=sys.stderr)
         return 2
-    classes, sensor = json.loads(meta["classes"]), json.loads(meta["sensor_size"])
-    spec, steps = json.loads(meta["binning"]), int(meta["time_steps"])
-    frames = np.stack([bin_events(read_events(f), sensor, spec, steps) for f in args.files])
-    scores = session.run(["scores"], {meta["input_name"]: frames})[0]
+    classes = json.loads(meta["classes"])
+    try:
+        if kind == "image":
+            shape, norm = json.loads(meta["input_shape"]), json.loads(meta["normalization"])
+            x = np.stack([load_image(f, shape, norm, args.resize) for f in args.files])
+        else:
+            sensor, spec, steps = json.loads(meta["sensor_size"]), json.loads(meta["binning"]), int(meta["time_steps"])
+            x = np.stack([bin_events(read_events(f), sensor, spec, steps) for f in args.files])
+    except (ValueError, OSError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    scores = session.run(["scores"], {meta["input_name"]: x})[0]
     for f, s in zip(args.files, scores):
         order = np.argsort(-s, kind="stable")[: args.top_k]
         topk = [{"label": int(i), "class": classes[i], "score": float(s[i])} for i in order]

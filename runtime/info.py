@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .errors import EventFileError
+from .images import describe_image
 from .readers import read_events
 
 
@@ -15,9 +16,17 @@ def event_file_info(path: str | Path) -> dict[str, Any]:
     """Summary of one event file; raises `EventFileError` for a bad file.
 
     ``on_fraction`` = share of events with p = 1; ``event_rate_hz`` = events / duration
-    (duration = last − first timestamp; None for a single instant).
+    (duration = last − first timestamp; None for a single instant). An image file is such an
+    error too, naming what it is.
     """
-    events, sensor, fmt = read_events(path)
+    try:
+        events, sensor, fmt = read_events(path)
+    except EventFileError:
+        image = describe_image(path)
+        if image is None:
+            raise
+        raise EventFileError(path, f"{image}, not an event file (images are classified by "
+                                   "`snnzoo predict --model <image model>`)") from None
     t0, t1 = int(events["t"][0]), int(events["t"][-1])
     n = len(events)
     return {"file": str(path), "format": fmt, "events": n, "duration_us": t1 - t0,

@@ -1,6 +1,8 @@
-"""``snnzoo predict``: classify event files with an exported model (ONNX Runtime by default).
+"""``snnzoo predict``: classify event files — or image files, with an image model — using an
+exported model (ONNX Runtime by default).
 
-Inputs are files, folders (searched recursively for event files) or glob patterns. Each failed
+Inputs are files, folders (searched recursively for the model's kind of file: event files, or
+images for an image model) or glob patterns. Each failed
 input prints ``snnzoo: error: FILE: reason`` on stderr and the others are still predicted; the
 exit status is 1 if any input failed, 2 for usage errors.
 """
@@ -18,14 +20,16 @@ import click
 from .predictor import Prediction, Predictor
 
 
-def expand_inputs(inputs: tuple[str, ...], suffixes: set[str]) -> Iterator[tuple[str, str | None]]:
-    """``(path, None)`` for each file an input names, or ``(input, reason)`` when it names none."""
+def expand_inputs(inputs: tuple[str, ...], suffixes: set[str],
+                  kind: str = "event") -> Iterator[tuple[str, str | None]]:
+    """``(path, None)`` for each file an input names, or ``(input, reason)`` when it names none;
+    folders are searched for ``suffixes`` (``kind`` names those files in the reason)."""
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
             files = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
             if not files:
-                yield arg, f"no event files ({', '.join(sorted(suffixes))}) in this folder"
+                yield arg, f"no {kind} files ({', '.join(sorted(suffixes))}) in this folder"
             yield from ((f, None) for f in files)
         elif not path.exists() and glob.has_magic(arg):
             files = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
@@ -103,10 +107,14 @@ class _Writer:
                    "300000us), each as if cut out as its own file; the file is streamed in chunks.")
 @click.option("--stride", default=None, metavar="DURATION",
               help="With --window: step between window starts [default: the window].")
+@click.option("--resize", is_flag=True,
+              help="Image models: scale and centre-crop images of another size instead of refusing them.")
 def predict_command(inputs: tuple[str, ...], model: str | None, device: str, backend: str,
                     batch_size: int, top_k: int, fmt: str, workers: int | None, window: str | None,
-                    stride: str | None) -> None:
-    """Classify event recordings (.npy, .npz, .bin, .bs2, .aedat, .aedat4, .raw, .dat)."""
+                    stride: str | None, resize: bool) -> None:
+    """Classify event recordings (.npy, .npz, .bin, .bs2, .aedat, .aedat4, .raw, .dat) or, with
+    an image model, images (.png, .jpg, ...; JSON field "events" is null for them)."""
+    from .images import IMAGE_EXTENSIONS
     from .readers import EXTENSIONS
 
     if window is None and stride is not None:
@@ -118,7 +126,17 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
             window, stride = parse_duration(window), parse_duration(stride or window)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="'--window' / '--stride'") from None
-    targets = list(expand_inputs(inputs, set(EXTENSIONS)))
+    try:
+        predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
+                              workers=workers, top_k=top_k, resize=resize)
+    except Exception as e:  # model/device problems: one line, no traceback
+        _error(" ".join(str(e).split()) or type(e).__name__)
+        sys.exit(1)
+    images = predictor.info.image is not None
+    if images and window is not None:
+        raise click.UsageError("--window needs an event model (event streams); this is an image model")
+    targets = list(expand_inputs(inputs, set(IMAGE_EXTENSIONS if images else EXTENSIONS),
+                                 "image" if images else "event"))
     failed = False
     for arg, reason in targets:
         if reason is not None:
@@ -126,12 +144,6 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
             failed = True
     files = [arg for arg, reason in targets if reason is None]
     if files:
-        try:
-            predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
-                                  workers=workers, top_k=top_k)
-        except Exception as e:  # model/device problems: one line, no traceback
-            _error(" ".join(str(e).split()) or type(e).__name__)
-            sys.exit(1)
         writer = _Writer(fmt, predictor.top_k, max(len(f) for f in files), windows=window is not None)
         writer.header()
         results = (predictor.predict_windows(files, window, stride) if window is not None

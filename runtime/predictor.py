@@ -1,9 +1,10 @@
-"""`Predictor`: batch inference on event files, the Python API behind ``snnzoo predict``.
+"""`Predictor`: batch inference on event or image files, the Python API behind ``snnzoo predict``.
 
 Pipeline: a thread pool reads, validates and (for ONNX Runtime) bins files while the session runs
 the previous batch; batches are formed across files and results come back in input order. A file
 that cannot be read, or whose sensor differs from the model's, yields a :class:`Prediction` with
-``error`` set; the other files are still predicted.
+``error`` set; the other files are still predicted. Image models (input kind ``image``) read
+image files instead (:mod:`snnzoo.runtime.images`); a file of the other kind is such a failure.
 
 Scores are the voting layer's class rates in [0, 1]; ties rank the lower class index first.
 """
@@ -21,27 +22,41 @@ import numpy as np
 from .binning import bin_from_spec
 from .errors import EventFileError
 from .events import validate_events
+from .images import ImageSpec, describe_image, load_image
 from .models import ModelError, ModelRef, onnx_path, resolve
 from .readers import read_events
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the runtime needs to know about a model: its classes and its event input."""
+    """What the runtime needs to know about a model: its classes and its input — events
+    (``sensor_size``, ``binning``) or, for image models, ``image`` (both others None)."""
 
     name: str
     classes: list[str]
-    sensor_size: tuple[int, int, int]
-    binning: dict[str, Any]
+    sensor_size: tuple[int, int, int] | None
+    binning: dict[str, Any] | None
     time_steps: int
+    image: ImageSpec | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's input: ``(T, P, H, W)`` binned events or ``(C, H, W)`` image."""
+        if self.image is not None:
+            return self.image.shape
+        ds = self.binning.get("downsample", 1)
+        return (self.time_steps, self.sensor_size[2], self.sensor_size[1] // ds, self.sensor_size[0] // ds)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], name: str | None = None) -> "ModelInfo":
         """From a zoo config (``net.config`` / ``config.json``)."""
         inp = cfg["input"]
         name = cfg.get("name") or name or "model"
+        if inp.get("kind") == "image":
+            return cls(name, list(cfg["classes"]), None, None, int(inp["time_steps"]),
+                       ImageSpec.from_input(inp["shape"], inp))
         if inp.get("kind") != "events":
-            raise ModelError(f"{name} takes {inp.get('kind')} input; predict runs event-stream models")
+            raise ModelError(f"{name} takes {inp.get('kind')} input; predict runs event-stream and image models")
         return cls(name, list(cfg["classes"]), tuple(int(v) for v in inp["sensor_size"]),
                    dict(inp["binning"]), int(inp["time_steps"]))
 
@@ -53,8 +68,18 @@ class ModelInfo:
                              "export it with `snnzoo export`")
         if meta.get("streaming"):
             raise ModelError(f"{name}: a streaming (one-step) graph; predict needs the unrolled export")
+        if meta["input_kind"] == "image":
+            if not meta.get("normalization") or len(meta.get("input_shape") or ()) != 3:
+                raise ModelError(f"{name}: an image model without input_shape [C, H, W] and "
+                                 "normalization in its metadata; export it with `snnzoo export`")
+            try:
+                image = ImageSpec.from_input(meta["input_shape"], meta["normalization"])
+            except ValueError as e:
+                raise ModelError(f"{name}: {e}") from None
+            return cls(meta.get("model_id", name), list(meta["classes"]), None, None,
+                       int(meta["time_steps"]), image)
         if meta["input_kind"] != "events":
-            raise ModelError(f"{name} takes {meta['input_kind']} input; predict runs event-stream models")
+            raise ModelError(f"{name} takes {meta['input_kind']} input; predict runs event-stream and image models")
         return cls(meta.get("model_id", name), list(meta["classes"]),
                    tuple(int(v) for v in meta["sensor_size"]), dict(meta["binning"]),
                    int(meta["time_steps"]))
@@ -62,14 +87,15 @@ class ModelInfo:
 
 @dataclass
 class Prediction:
-    """One file's result. ``topk`` holds ``(label, class, score)`` triples, best first."""
+    """One file's result. ``topk`` holds ``(label, class, score)`` triples, best first;
+    ``events`` is the stream's event count, None for an image."""
 
     file: str
     label: int | None = None
     cls: str | None = None
     score: float | None = None
     topk: list[tuple[int, str, float]] = field(default_factory=list)
-    events: int = 0
+    events: int | None = 0
     error: str | None = None
 
     @property
@@ -100,7 +126,7 @@ class OrtBackend:
 
 
 class Predictor:
-    """Batch predictions from an event model.
+    """Batch predictions from an event or image model.
 
     Args:
         model: ``None`` (the bundled default), a registry id, a checkpoint folder or an ``.onnx``
@@ -110,11 +136,13 @@ class Predictor:
         batch_size: samples per inference call, formed across files.
         workers: reader/binner threads (default ``min(4, cpu_count)``).
         top_k: how many ranked classes each :class:`Prediction` keeps.
+        resize: image models: scale and centre-crop image files of another size instead of
+            refusing them (:mod:`snnzoo.runtime.images` says why refusing is the default).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "onnxruntime",
                  device: str = "auto", batch_size: int = 64, workers: int | None = None,
-                 top_k: int = 5) -> None:
+                 top_k: int = 5, resize: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be ≥ 1")
         ref = resolve(model)
@@ -131,24 +159,30 @@ class Predictor:
         self.batch_size = batch_size
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.top_k = max(1, min(top_k, len(self.info.classes)))
+        self.resize = resize
 
     # ---- arrays ---------------------------------------------------------------------------
     def predict_frames(self, frames: np.ndarray) -> np.ndarray:
-        """Class scores ``[B, classes]`` for binned frames ``[B, T, P, H, W]`` (or one ``[T, P, H, W]``)."""
+        """Class scores ``[B, classes]`` for the model's input batch (or one sample): binned
+        frames ``[B, T, P, H, W]``, or normalised images ``[B, C, H, W]`` for image models."""
         frames = np.asarray(frames, dtype=np.float32)
-        single = frames.ndim == 4
+        want = self.info.input_shape
+        single = frames.ndim == len(want)
         if single:
             frames = frames[None]
-        t, p, h, w = frames.shape[1:]
-        ds = self.info.binning.get("downsample", 1)
-        want = (self.info.time_steps, self.info.sensor_size[2],
-                self.info.sensor_size[1] // ds, self.info.sensor_size[0] // ds)
-        if (t, p, h, w) != want:
-            raise ValueError(f"frames of shape [B, {t}, {p}, {h}, {w}] do not fit {self.info.name}, "
-                             f"which takes [B, {', '.join(map(str, want))}]")
+        if frames.shape[1:] != want:
+            raise ValueError(f"input of shape [B, {', '.join(map(str, frames.shape[1:]))}] does not fit "
+                             f"{self.info.name}, which takes [B, {', '.join(map(str, want))}]")
         out = np.concatenate([self.backend.scores(frames[i:i + self.batch_size])
                               for i in range(0, len(frames), self.batch_size)])
         return out[0] if single else out
+
+    def predict_images(self, images: np.ndarray) -> np.ndarray:
+        """Class scores ``[B, classes]`` for pixels ``[B, H, W, C]`` (or one ``[H, W, C]``), uint8
+        or float in 0–255 units, normalised as the model's metadata says (no resizing)."""
+        if self.info.image is None:
+            raise ValueError(f"{self.info.name} takes event streams, not images")
+        return self.predict_frames(self.info.image.normalize(images))
 
     def bin(self, events: np.ndarray) -> np.ndarray:
         """Frames ``[T, P, H, W]`` of one stream with the model's binning spec."""
@@ -202,8 +236,17 @@ class Predictor:
         window = parse_duration(window)
         return predict_windows(self, paths, window, parse_duration(stride) if stride is not None else window)
 
-    def _load(self, path: str | os.PathLike) -> tuple[Any, int]:
-        events, sensor, _ = read_events(path, sensor_size=self.info.sensor_size)
+    def _load(self, path: str | os.PathLike) -> tuple[Any, int | None]:
+        if self.info.image is not None:
+            return load_image(path, self.info.image, self.info.name, self.resize), None
+        try:
+            events, sensor, _ = read_events(path, sensor_size=self.info.sensor_size)
+        except EventFileError:
+            image = describe_image(path)
+            if image is None:
+                raise
+            raise EventFileError(path, f"{image}, not an event file; {self.info.name} takes "
+                                       "event streams") from None
         check_sensor(os.fspath(path), sensor, self.info.sensor_size)
         return (self.bin(events) if self.backend.bins_on_host else events), len(events)
 
@@ -213,7 +256,8 @@ class Predictor:
         scores, failed = None, None
         if items:
             try:
-                scores = (self.backend.scores(np.stack(items)) if self.backend.bins_on_host
+                on_host = self.backend.bins_on_host or self.info.image is not None
+                scores = (self.backend.scores(np.stack(items)) if on_host
                           else self.backend.scores_events(items))
             except Exception as e:  # a backend failure fails this batch's files, never the run
                 first = (str(e).strip().splitlines() or ["no message"])[0]
@@ -226,7 +270,7 @@ class Predictor:
                 yield self._rank(path, scores[i], n)
                 i += 1
 
-    def _rank(self, path: str, scores: np.ndarray, n_events: int) -> Prediction:
+    def _rank(self, path: str, scores: np.ndarray, n_events: int | None) -> Prediction:
         order = np.argsort(-scores, kind="stable")[: self.top_k]
         topk = [(int(j), self.info.classes[j], round(float(scores[j]), 6)) for j in order]
         lab, cls, score = topk[0]

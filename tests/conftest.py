@@ -29,6 +29,31 @@ def nmnist_root(shared_data: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def cifar10_test_images(shared_data: Path):
+    """CIFAR-10 test images 0–999, exact pixels: uint8 ``[1000, 32, 32, 3]`` from the lossless sprite."""
+    import numpy as np
+    from PIL import Image
+
+    sprite = shared_data / "cifar10" / "cifar10_batch_50.png"
+    if not sprite.is_file():
+        pytest.skip(f"CIFAR-10 test sprite not found at {sprite}")
+    with Image.open(sprite) as im:
+        return np.asarray(im.convert("RGB")).reshape(1000, 32, 32, 3)
+
+
+@pytest.fixture(scope="session")
+def image_model(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
+    """``cifar10_compact`` at T=2 (random init, randomized BN) in eval mode and its ONNX export;
+    exported once per session for the image tests."""
+    import snnzoo
+    from snnzoo.export import export_onnx
+
+    torch.manual_seed(0)
+    net = randomize(snnzoo.create_model("cifar10_compact", time_steps=2)).eval()
+    return net, export_onnx(net, tmp_path_factory.mktemp("image_model") / "cifar10_compact.onnx")
+
+
 def randomize(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Non-trivial NeuNorm scales and BN statistics/affines, so exports and states must carry them."""
     g = torch.Generator().manual_seed(seed)

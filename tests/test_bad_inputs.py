@@ -69,13 +69,6 @@ def _truncated_aedat4(d: Path) -> Path:
     return d / "f.aedat4"
 
 
-def _png(d: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    plt.imsave(d / "f.png", np.zeros((4, 4)))
-    return d / "f.png"
-
-
 def _directory(d: Path) -> Path:
     (d / "folder.npy").mkdir()
     return d / "folder.npy"
@@ -107,7 +100,7 @@ CASES = [
     ("corrupt AEDAT4 header", _bytes("f.aedat4", b"#!AER-DAT4.0\r\n" + (9999).to_bytes(4, "little") + b"junk"), "truncated or corrupt AEDAT4 header"),
     ("unsupported AEDAT 3.1", _bytes("f.aedat", b"#!AER-DAT3.1\r\n#End Of ASCII Header\r\n" + bytes(16)), "AEDAT 3.1 is not supported"),
     ("empty DAT", _bytes("f.dat", b"% Version 2\n% Width 640\n% Height 480\n"), "empty event stream (no data after the header)"),
-    ("not an event file", _png, "not an event file: unknown extension '.png' and no known signature"),
+    ("not an event file", _bytes("f.csv", b"x,y,t,p\n1,2,3,0\n"), "not an event file: unknown extension '.csv' and no known signature"),
     ("text named .bin", _bytes("f.bin", b"x,y,t,p\n1,2,3,0\n"), "not an event file: looks like text"),
     ("text named .npy", _bytes("f.npy", b"x,y,t,p\n1,2,3,0\n"), "not a valid .npy file"),
     ("directory", _directory, "is a directory, not an event file"),

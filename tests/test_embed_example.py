@@ -124,7 +124,7 @@ def test_example_rejects_a_streaming_graph(tmp_path):
     net = snnzoo.create_model("nmnist_compact", time_steps=2)
     step = export_onnx(net, tmp_path / "step.onnx", streaming=True)
     res = run_example(str(step), str(SAMPLES[0]))
-    assert res.returncode == 2 and "not an unrolled event-stream snnzoo model" in res.stderr
+    assert res.returncode == 2 and "not an unrolled event-stream or image snnzoo model" in res.stderr
 
 
 @pytest.mark.skipif("predict" not in COMMANDS, reason="snnzoo predict is not available")
@@ -142,3 +142,57 @@ def test_example_equals_snnzoo_predict(exported, files):
         assert a["score"] == pytest.approx(b["score"], abs=1e-6)
         assert [(k["label"], k["class"]) for k in a["topk"]] == [(k["label"], k["class"]) for k in b["topk"]]
         assert [k["score"] for k in a["topk"]] == pytest.approx([k["score"] for k in b["topk"]], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def image_files(cifar10_test_images, tmp_path_factory) -> list[str]:
+    """Real CIFAR-10 test images as PNG and JPEG, and in the modes the runtime converts: grey,
+    RGBA with graded alpha, a palette with a transparent entry, 16-bit grey."""
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("embed_images")
+    imgs = cifar10_test_images[:8]
+    for i in range(4):
+        Image.fromarray(imgs[i]).save(d / f"png_{i}.png")
+    Image.fromarray(imgs[4]).save(d / "jpeg.jpg", quality=85)
+    Image.fromarray(imgs[5]).convert("L").save(d / "grey.png")
+    alpha = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (32, 1))
+    Image.fromarray(np.dstack([imgs[6], alpha])).save(d / "rgba.png")
+    pal = Image.fromarray(imgs[7]).quantize(16)
+    pal.save(d / "palette.png", transparency=int(np.asarray(pal)[0, 0]))
+    Image.fromarray(imgs[0].astype(np.uint16)[..., 1] * 250).save(d / "grey16.png")
+    return sorted(str(f) for f in d.iterdir())
+
+
+@pytest.mark.skipif("predict" not in COMMANDS, reason="snnzoo predict is not available")
+@pytest.mark.parametrize("resize", [False, True])
+def test_example_equals_snnzoo_predict_on_images(image_model, image_files, tmp_path, resize):
+    from PIL import Image
+
+    files, flags = image_files, []
+    if resize:  # other sizes and aspect ratios, scaled and centre-cropped by both
+        files = [str(tmp_path / "wide.png"), str(tmp_path / "tall.jpg")]
+        Image.open(image_files[0]).resize((90, 40)).save(files[0])
+        Image.open(image_files[1]).resize((33, 71)).convert("RGB").save(files[1])
+        flags = ["--resize"]
+    _, onnx_file = image_model
+    ex = run_example(str(onnx_file), *files, "--json", "--top-k", "10", *flags)
+    pred = subprocess.run([sys.executable, "-m", "snnzoo", "predict", "--model", str(onnx_file), "--format",
+                           "json", "--top-k", "10", *flags, *files], capture_output=True, text=True, timeout=300)
+    assert ex.returncode == 0 and pred.returncode == 0, ex.stderr + pred.stderr
+    ours, theirs = ([json.loads(line) for line in out.stdout.splitlines()] for out in (ex, pred))
+    assert [r["file"] for r in ours] == [r["file"] for r in theirs] == files
+    for a, b in zip(ours, theirs):
+        assert (a["label"], a["class"]) == (b["label"], b["class"]), a["file"]
+        assert [(k["label"], k["class"]) for k in a["topk"]] == [(k["label"], k["class"]) for k in b["topk"]]
+        assert [k["score"] for k in a["topk"]] == pytest.approx([k["score"] for k in b["topk"]], abs=1e-6)
+    assert len({r["label"] for r in theirs}) > 1 or len(files) < 3  # the answers depend on the image
+
+
+def test_example_refuses_a_wrong_image_size(image_model, image_files, tmp_path):
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.open(image_files[0]).resize((64, 48)).save(big)
+    res = run_example(str(image_model[1]), str(big))
+    assert res.returncode == 1 and res.stderr == f"{big}: image is 64×48; the model takes 32×32\n"

@@ -234,8 +234,10 @@ def test_models_predict_cannot_run_are_refused(runtime_env, tmp_path):
 
     meta = read_metadata(runtime_env.onnx)
     assert ModelInfo.from_metadata(meta, "m").sensor_size == (34, 34, 2)
-    with pytest.raises(models.ModelError, match="takes image input"):
-        ModelInfo.from_metadata({**meta, "input_kind": "image"}, "m")
+    with pytest.raises(models.ModelError, match="takes audio input"):
+        ModelInfo.from_metadata({**meta, "input_kind": "audio"}, "m")
+    with pytest.raises(models.ModelError, match="image model without input_shape"):
+        ModelInfo.from_metadata({**meta, "input_kind": "image"}, "m")  # no normalization
     with pytest.raises(models.ModelError, match="streaming"):
         ModelInfo.from_metadata({**meta, "streaming": True}, "m")
     with pytest.raises(models.ModelError, match="no snnzoo metadata"):
