@@ -138,16 +138,17 @@ class Predictor:
         top_k: how many ranked classes each :class:`Prediction` keeps.
         resize: image models: scale and centre-crop image files of another size instead of
             refusing them (:mod:`snnzoo.runtime.images` says why refusing is the default).
+        threads: ONNX Runtime intra-op threads (default: ORT's, one per physical core).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "onnxruntime",
                  device: str = "auto", batch_size: int = 64, workers: int | None = None,
-                 top_k: int = 5, resize: bool = False) -> None:
+                 top_k: int = 5, resize: bool = False, threads: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be ≥ 1")
         ref = resolve(model)
         if backend == "onnxruntime":
-            self.backend = OrtBackend(ref, device)
+            self.backend = OrtBackend(ref, device, threads)
         elif backend == "torch":
             from .torch_backend import TorchBackend
 
