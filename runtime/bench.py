@@ -89,6 +89,10 @@ def bench_command(model: str | None, backend: str, device: str, batch_size: int,
     except Exception as e:
         click.echo(f"snnzoo: error: {' '.join(str(e).split())}", err=True)
         raise SystemExit(1)
+    if predictor.info.image is not None:
+        click.echo(f"snnzoo: error: {predictor.info.name} is an image model; bench measures event-stream "
+                   "models", err=True)
+        raise SystemExit(1)
     with tempfile.TemporaryDirectory() as tmp:
         files, what = bench_inputs(predictor, Path(tmp))
         streams = [read_events(f, sensor_size=predictor.info.sensor_size)[0] for f in files]

@@ -65,8 +65,8 @@ class ImageSpec:
     std: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        c = self.shape[0]
-        if len(self.shape) != 3 or c not in (1, 3) or len(self.mean) != c or len(self.std) != c:
+        c = self.shape[0] if len(self.shape) == 3 else 0
+        if c not in (1, 3) or len(self.mean) != c or len(self.std) != c:
             raise ValueError(f"image input [C, H, W] = {list(self.shape)} with mean {list(self.mean)}, "
                              f"std {list(self.std)}: need C = 1 or 3 and one mean and std per channel")
 
@@ -84,8 +84,8 @@ class ImageSpec:
     def normalize(self, pixels: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
         """``[..., H, W, C]`` pixels (0–255 units) → float32 ``[..., C, H, W]`` model input.
 
-        ``alpha`` (``[..., H, W]`` in [0, 1], or premultiplied pixels' alpha) composites onto the
-        mean colour: ``x = (α·pixel · scale − α · mean) / std``, pixels already premultiplied."""
+        With ``alpha`` (``[..., H, W]`` in [0, 1]) the pixels are premultiplied (``α · pixel``) and
+        composited onto the mean colour: ``x = (α·pixel · scale − α · mean) / std``."""
         x = np.asarray(pixels, np.float32)
         if x.shape[-3:] != (*self.shape[1:], self.shape[0]):
             raise ValueError(f"pixels of shape {list(x.shape)} do not fit [..., H, W, C] = "
@@ -120,15 +120,15 @@ def load_image(path: str | os.PathLike, spec: ImageSpec, model: str = "the model
         raise ImageFileError(path, "no such file")
     if path.is_dir():
         raise ImageFileError(path, "is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageFileError(path, "empty file (0 bytes)")
     try:
-        if path.stat().st_size == 0:
-            raise ImageFileError(path, "empty file (0 bytes)")
         im = Image.open(path)
     except UnidentifiedImageError:
         raise ImageFileError(path, _not_an_image(path, model)) from None
-    except ImageFileError:
-        raise
-    except Exception as e:  # truncated or corrupt header, unreadable file
+    except PermissionError as e:
+        raise ImageFileError(path, f"cannot read ({e.strerror})") from None
+    except Exception as e:  # truncated or corrupt header
         raise ImageFileError(path, f"corrupt image ({_one_line(e)})") from None
     with im:
         what = f"{im.format} image"

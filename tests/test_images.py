@@ -10,7 +10,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
@@ -19,7 +18,6 @@ from PIL import Image
 from snnzoo.cli import cli
 from snnzoo.runtime import Predictor
 from snnzoo.runtime.images import ImageFileError, ImageSpec, load_image
-from snnzoo.runtime.onnx_metadata import read_metadata
 from snnzoo.zoo.models import CIFAR10_MEAN, CIFAR10_STD
 from snnzoo.zoo.training.data import to_input
 from test_predictor import SAMPLES, runtime_env  # noqa: F401  (the session's event model)
@@ -79,8 +77,7 @@ def test_predict_files_equal_the_model_on_the_same_pixels(image_model, cifar_fil
     got = scores_of(pred.predict_files(files))
     x = torch_input(pixels, net.config["input"])
     # the same graph on the training pipeline's input: equal to the last bit
-    meta = read_metadata(path)
-    ref_ort = ort.InferenceSession(str(path)).run(["scores"], {meta["input_name"]: x.numpy()})[0]
+    ref_ort = pred.predict_frames(x.numpy())
     np.testing.assert_allclose(got, ref_ort, rtol=0, atol=5e-7)  # Prediction rounds to 6 decimals
     np.testing.assert_array_equal(pred.predict_images(pixels), ref_ort)
     np.testing.assert_array_equal(pred.predict_images(pixels[0]), ref_ort[0])
@@ -91,6 +88,25 @@ def test_predict_files_equal_the_model_on_the_same_pixels(image_model, cifar_fil
     dv = np.abs(np.rint(got * votes) - np.rint(ref * votes))
     assert dv.max() <= 2 and dv.sum() / (dv.size * votes) <= 5e-3, dv
     assert got.std() > 0.05 and len(set(got.argmax(1))) > 1  # a net that answers, not a constant
+
+
+def test_torch_backend_reads_the_same_input(image_model, cifar_files, tmp_path):
+    """``--backend torch`` on a checkpoint folder feeds the torch net the same normalised pixels."""
+    from safetensors.torch import save_file
+
+    from snnzoo.zoo.pretrained import load_folder
+
+    net, _ = image_model
+    files, pixels = cifar_files
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(ckpt / "model.safetensors"))
+    (ckpt / "config.json").write_text(json.dumps(net.config))
+    pred = Predictor(ckpt, backend="torch", device="cpu", top_k=10, batch_size=len(files))
+    got = scores_of(pred.predict_files(files))
+    with torch.no_grad():
+        ref = load_folder(ckpt).eval()(torch_input(pixels, net.config["input"])).numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=5e-7)
 
 
 def test_cli_json_on_images_imports_no_torch(image_model, cifar_files, tmp_path):
@@ -260,6 +276,9 @@ def test_events_and_images_mixed(image_model, runtime_env, cifar_files, tmp_path
     assert r.exit_code == 1 and "no image files (.bmp, .gif, .jpeg, .jpg" in r.stderr
     with pytest.raises(ValueError, match="takes event streams, not images"):
         Predictor(runtime_env.onnx).predict_images(np.zeros((32, 32, 3), np.uint8))
+    r = invoke("bench", "--model", image_onnx, "--seconds", "0.1")
+    assert r.exit_code == 1 and r.stderr == ("snnzoo: error: cifar10_compact is an image model; bench "
+                                             "measures event-stream models\n")
 
 
 def test_info_on_an_image_says_what_it_is(cifar_files):
