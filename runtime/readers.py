@@ -450,7 +450,7 @@ def _evt3_step(words: np.ndarray, state: tuple[int, ...]) -> tuple[tuple[np.ndar
     """Decode EVT3 words after the decoder ``state`` → ``((x, y, t, p), word of each event, state after)``.
 
     The state is replayed as four words before ``words`` (TIME_HIGH, TIME_LOW, ADDR_Y,
-    VECT_BASE_X), so any word boundary can end a chunk."""
+    VECT_BASE_X), so any word boundary can end a chunk, and every "last word of a kind" exists."""
     wraps, th, tl, y0, base, pol = state
     prefix = np.array([0x8000 | th, 0x6000 | tl, y0, 0x3000 | pol << 11 | base & 0x7FF], np.int64)
     words = np.concatenate([prefix, words.astype(np.int64)])
@@ -458,26 +458,39 @@ def _evt3_step(words: np.ndarray, state: tuple[int, ...]) -> tuple[tuple[np.ndar
     if not _EVT3_VALID[typ].all():
         i = int(np.argmin(_EVT3_VALID[typ]))
         raise ValueError(f"unknown EVT3 word type {int(typ[i]):#x} at word {i - 4}")
+    ar = np.arange(len(words))
+
+    def last(kind: int) -> np.ndarray:  # index of the last word of ``kind`` at or before each word
+        return np.maximum.accumulate(np.where(typ == kind, ar, 0))
+
     is_th = typ == 0x8
     ths = v[is_th]
     down = np.cumsum(np.r_[False, ths[1:] < ths[:-1]])
-    high = np.zeros(len(words), np.int64)
-    high[is_th] = ((down + wraps) << 12) + ths
-    t = (_ffill(is_th, high) << 12) + _ffill(typ == 0x6, v)
-    y = _ffill(typ == 0x0, v & 0x7FF)
-    is_base = typ == 0x3
+    highs = ((down + wraps) << 12) + ths
     size = np.select([typ == 0x4, typ == 0x5], [12, 8], 0)
-    run = np.cumsum(size) - size  # vector bits before this word…
-    run -= _ffill(is_base, run)   # …since the last VECT_BASE_X
-    bases, pols = _ffill(is_base, v & 0x7FF), _ffill(is_base, v >> 11)
-    is_ev = (typ == 0x2) | (size > 0)
-    x0 = np.where(typ == 0x2, v & 0x7FF, bases + run)[is_ev]
-    p = np.where(typ == 0x2, v >> 11, pols)[is_ev]
-    mask = np.select([typ == 0x2, typ == 0x4, typ == 0x5], [1, v, v & 0xFF], 0)[is_ev]
-    row, bit = np.nonzero((mask[:, None] >> np.arange(12)) & 1)
-    after = (wraps + int(down[-1]), int(ths[-1]), int(_ffill(typ == 0x6, v)[-1]), int(y[-1]),
-             int(bases[-1] + run[-1] + size[-1]), int(pols[-1]))
-    return (x0[row] + bit, y[is_ev][row], t[is_ev][row], p[row] & 1), np.flatnonzero(is_ev)[row] - 4, after
+    bits = np.cumsum(size)  # vector bits up to and including each word
+    last_tl, last_y, last_base = last(0x6), last(0x0), last(0x3)
+    ev = np.flatnonzero((typ == 0x2) | (size > 0))
+    single = typ[ev] == 0x2
+    b = last_base[ev]
+    x0 = np.where(single, v[ev] & 0x7FF, (v[b] & 0x7FF) + bits[ev] - size[ev] - bits[b])
+    p = np.where(single, v[ev] >> 11, v[b] >> 11)
+    t = (highs[np.cumsum(is_th)[ev] - 1] << 12) + v[last_tl[ev]]
+    vec = np.flatnonzero(~single)
+    if len(vec):  # one event per set bit of a vector word's mask, in bit order
+        mask = np.where(typ[ev[vec]] == 0x5, v[ev[vec]] & 0xFF, v[ev[vec]]).astype("<u2")
+        counts = np.ones(len(ev), np.int64)
+        counts[vec] = np.bitwise_count(mask)
+        row = np.repeat(np.arange(len(ev)), counts)
+        _, vbit = np.nonzero(np.unpackbits(mask.view(np.uint8).reshape(-1, 2), axis=1, bitorder="little"))
+        bit = np.zeros(len(row), np.int64)
+        bit[np.flatnonzero(np.repeat(~single, counts))] = vbit
+    else:
+        row, bit = np.arange(len(ev)), 0
+    end = last_base[-1]
+    after = (wraps + int(down[-1]), int(ths[-1]), int(v[last_tl[-1]]), int(v[last_y[-1]] & 0x7FF),
+             int((v[end] & 0x7FF) + bits[-1] - bits[end]), int(v[end] >> 11))
+    return (x0[row] + bit, v[last_y[ev]][row] & 0x7FF, t[row], p[row] & 1), ev[row] - 4, after
 
 
 def decode_evt3(words: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -508,7 +521,7 @@ def _chunks_evt3(path: Path, per_chunk: int, start: int) -> Iterator[Chunk]:
 
 
 # ---- validated streams --------------------------------------------------------------------
-CHUNK_EVENTS = 1 << 20
+CHUNK_EVENTS = 1 << 18  # events (or EVT2/EVT3 words) per chunk
 
 
 class EventStream:
@@ -553,9 +566,7 @@ class EventStream:
             self.sensor = out.get("sensor")
             return itertools.chain([first] if first is not None else [], chunks)
         self.sensor, start = _prophesee_start(path)
-        words = {"evt2": 4, "evt3": 2, "dat": 8}[fmt]
-        return {"evt2": _chunks_evt2, "evt3": _chunks_evt3, "dat": _chunks_dat}[fmt](
-            path, max(1, n * 8 // words), start)
+        return {"evt2": _chunks_evt2, "evt3": _chunks_evt3, "dat": _chunks_dat}[fmt](path, n, start)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         last_t, high = -1, np.zeros(2, np.int64)

@@ -25,7 +25,8 @@ window's T steps is exactly reusable by the next. (The streaming one-step graph 
 *across* windows, which is a different model input than training; it is not used here.)
 
 Memory: the stream is read in chunks; the open windows keep the events of at most one window
-plus one chunk, and the batch in flight holds ``batch_size`` windows' events and frames.
+plus one chunk, and a batch holds at most ``batch_size`` windows and, unless a single window is
+larger, `BATCH_EVENTS` events (two batches are in flight: one binned while the other runs).
 A decoding or validation error raises after the windows that ended before the bad data.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from .events import EVENT_DTYPE
 from .predictor import Prediction
 
+BATCH_EVENTS = 1 << 21  # a batch of windows ends early once it holds this many events
 _UNITS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "min": 60_000_000}
 
 
@@ -140,13 +142,14 @@ def predict_windows(predictor, paths: Iterable[str], window: int, stride: int,
 
     def next_batch() -> tuple[list[tuple], Any]:
         batch: list[tuple] = []
-        full = 0
+        full = n_events = 0
         for item in items:
             batch.append(item)
             if item[0] == "error":
                 break
             full += len(item[4]) > 0
-            if full == predictor.batch_size:
+            n_events += len(item[4])
+            if full == predictor.batch_size or n_events >= BATCH_EVENTS:
                 break
         streams = [it[4] for it in batch if it[0] == "window" and len(it[4])]
         if not streams or not predictor.backend.bins_on_host:
