@@ -28,7 +28,7 @@ normalization       JSON    image: ``{scale, mean, std}``, input = (pixel · sca
                             channel; events: null (the binned frames are the input as they are)
 output              JSON    ``{name: "scores", shape, meaning, neurons_per_class}``: class score =
                             mean firing rate of the class's voting group, in [0, 1]
-neuron              JSON    LIF constants ``{model, k, v_th, equations, surrogate, width}`` and the
+neuron              JSON    LIF constants ``{model, k, v_th, reset, u0, equations, surrogate, width}`` and the
                             NeuNorm/BN switches and constants (``neunorm_k2``, ``neunorm_v``)
 weights_sha256      str     sha256 of the graph's initializers, as ``initializers_sha256`` computes
 weights             JSON    provenance of the weights: ``{source: registry|checkpoint|random-init|
@@ -62,9 +62,11 @@ def build_metadata(config: dict[str, Any], *, input_name: str, input_shape: list
     steps = int(m["time_steps"])
     norm = None if events else {"scale": inp["scale"], "mean": inp["mean"], "std": inp["std"]}
     layout = "[B, P, H, W]" if events and state is not None else inp["layout"]
+    reset, u0 = m.get("reset", "zero"), float(m.get("u0", 0.0))
+    update = "k*u[t-1]*(1-o[t-1])" if reset == "zero" else "k*(u[t-1] - v_th*o[t-1])"
     neuron = {
-        "model": "LIF", "k": m["k"], "v_th": m["v_th"],
-        "equations": "u[t] = k*u[t-1]*(1-o[t-1]) + I[t]; o[t] = (u[t] >= v_th); u[0] = o[0] = 0",
+        "model": "IF" if m["k"] == 1.0 else "LIF", "k": m["k"], "v_th": m["v_th"], "reset": reset, "u0": u0,
+        "equations": f"u[t] = {update} + I[t]; o[t] = (u[t] >= v_th); u[-1] = u0, o[-1] = 0",
         "surrogate": m["surrogate"], "width": m["width"], "bn": m["bn"], "neunorm": m["neunorm"],
     }
     if m["neunorm"]:

@@ -2,13 +2,14 @@ r"""One time step of a :class:`SpikingNet` with its state made explicit, for liv
 
 Per step t, with the state of step t−1 as inputs (all zeros at t = 0):
 
-    LIF j:      u_j[t], o_j[t] = LIF.step(I_j[t], u_j[t−1], o_j[t−1])
+    LIF j:      u_j[t], o_j[t] = LIF.step(I_j[t], u_j[t−1] + u0_j·[steps[t−1] = 0], o_j[t−1])
     NeuNorm j:  s[t], a_j[t]   = NeuNorm.step(o[t], a_j[t−1])
     voting:     votes[t] = votes[t−1] + o_out[t],   steps[t] = steps[t−1] + 1
     scores[t]   = group mean of votes[t] / steps[t]
 
 After T steps, ``scores`` is the unrolled network's output: the voting mean over T steps.
-Reset a stream by feeding zeros as the state again.
+Reset a stream by feeding zeros as the state again: a neuron's initial membrane ``u0`` (0 unless
+the model sets it) is added inside the graph at the first step, so all-zero state is always fresh.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ class StreamingNet(nn.Module):
 
     def _step(self, x: torch.Tensor, state: list[torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
         prev = iter(state) if state is not None else None
+        fresh = (state[-1] == 0).to(x.dtype) if state is not None else torch.ones(x.shape[0], 1, dtype=x.dtype)
 
         def take(like: torch.Tensor) -> torch.Tensor:
             return next(prev) if prev is not None else torch.zeros_like(like)
@@ -69,7 +71,10 @@ class StreamingNet(nn.Module):
         h = x
         for layer in self.net.layers:
             if isinstance(layer, LIF):
-                u, o = layer.step(h, take(h), take(h))
+                u_prev = take(h)
+                if layer.u0 != 0.0:
+                    u_prev = u_prev + layer.u0 * fresh.reshape(-1, *([1] * (h.dim() - 1)))
+                u, o = layer.step(h, u_prev, take(h))
                 new += [u, o]
                 h = o
             elif isinstance(layer, NeuNorm):

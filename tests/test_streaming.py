@@ -25,7 +25,7 @@ def stream(session: ort.InferenceSession, meta: dict, x: np.ndarray, encoding: b
     return out["scores"]
 
 
-@pytest.mark.parametrize("name", ["nmnist_compact", "cifar10_compact"])
+@pytest.mark.parametrize("name", ["nmnist_compact", "cifar10_compact", "cifar10_qcfs"])
 def test_streaming_equals_unrolled(name, tmp_path):
     torch.manual_seed(0)
     net = randomize(snnzoo.create_model(name, time_steps=T))

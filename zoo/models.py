@@ -51,7 +51,8 @@ def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float
         in_shape = inp["shape"]
     base = dict(in_shape=in_shape, num_classes=len(classes), time_steps=inp["time_steps"],
                 neunorm=True, bn=False, k=0.2, v_th=0.5, surrogate="rect", width=None,
-                neunorm_k2=0.9, neurons_per_class=10, input_m2=input_m2)
+                neunorm_k2=0.9, neurons_per_class=10, input_m2=input_m2, reset="zero", u0=0.0,
+                neuron="lif", qcfs_levels=8)
     base.update(model)
     return {"arch": arch, "dataset": dataset, "model": base, "input": inp, "classes": classes,
             "weights": weights, "license": "MIT", "citation": CITATION}
@@ -130,3 +131,17 @@ def cifar10_compact(**kw: Any) -> SpikingNet:
     """Compact CIFAR-10 net with BN, T=4: 128C3(enc)-256C3-AP2-256C3-AP2-512C3-AP2-512FC-Voting
     (6.3 M params, 12.6 MB fp16)."""
     return _build("cifar10_compact", _cifar10_compact, kw)
+
+
+# ---- converted from a QCFS-trained ANN twin (zoo/qcfs.py) -----------------------------------
+_cifar10_qcfs = _cfg("32C3(enc)-64C3-AP2-64C3-256C3-AP2-256C3-256C3-AP2-256C3-AP2-Voting", "cifar10",
+                     _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
+                     bn=True, neunorm=False, k=1.0, v_th=1.0, reset="subtract", u0=0.5)
+
+
+@register_model(_cifar10_qcfs)
+def cifar10_qcfs(**kw: Any) -> SpikingNet:
+    """CIFAR-10 IF network (soft reset, ``u0 = V_th/2``), T=8, converted from its QCFS-trained ANN
+    twin (``neuron="qcfs", time_steps=1``): 32C3(enc)-64C3-AP2-64C3-256C3-AP2-256C3-256C3-AP2-256C3-AP2-Voting
+    with BN (2.07 M params, 4.1 MB fp16)."""
+    return _build("cifar10_qcfs", _cifar10_qcfs, kw)

@@ -8,6 +8,7 @@ from .init import init_for_firing
 from .layers import TimeDistributed, parse_arch
 from .lif import LIF
 from .neunorm import NeuNorm
+from .qcfs import QCFS
 from .voting import Voting
 
 
@@ -18,6 +19,11 @@ class SpikingNet(nn.Module):
     analog image ``[B, C, H, W]`` that drives the first conv at every step (the conv runs
     once; its output current is repeated over T). Output: class scores ``[B, classes]``,
     each a voting group's mean firing rate.
+
+    ``neuron="qcfs"`` builds the network's ANN twin for conversion (:mod:`.qcfs`): every LIF
+    becomes a QCFS activation with ``qcfs_levels`` levels, and ``time_steps`` should be 1. Its state
+    dict is the spiking network's, so the converted SNN loads the same weights with
+    ``neuron="lif", k=1, reset="subtract", v_th=1, u0=0.5``.
     """
 
     def __init__(self, arch: str, in_shape: tuple[int, int, int], num_classes: int,
@@ -25,13 +31,20 @@ class SpikingNet(nn.Module):
                  k: float = 0.2, v_th: float = 0.5, surrogate: str = "rect",
                  width: float | None = None, neunorm_k2: float = 0.9,
                  neurons_per_class: int = 10, input_m2: float = 1.0,
-                 init_gain: float = 1.0) -> None:
+                 init_gain: float = 1.0, reset: str = "zero", u0: float = 0.0,
+                 neuron: str = "lif", qcfs_levels: int = 8) -> None:
         super().__init__()
         specs = parse_arch(arch)
         self.arch, self.in_shape, self.num_classes = arch, tuple(in_shape), num_classes
         self.time_steps = time_steps
         self.encoding = specs[0].encoding
-        neuron = dict(k=k, v_th=v_th, surrogate=surrogate, width=width)
+        if neuron not in ("lif", "qcfs"):
+            raise ValueError(f"unknown neuron {neuron!r}; choose 'lif' or 'qcfs'")
+        self.neuron = neuron
+        lif_args = dict(k=k, v_th=v_th, surrogate=surrogate, width=width, reset=reset, u0=u0)
+
+        def spiking() -> nn.Module:
+            return QCFS(qcfs_levels) if neuron == "qcfs" else LIF(**lif_args)
 
         c, h, w = in_shape
         layers: list[nn.Module] = []
@@ -49,7 +62,7 @@ class SpikingNet(nn.Module):
                     after.insert(0, "bn")
                 stateless = nn.Sequential(*block) if len(block) > 1 else conv
                 layers.append(stateless if spec.encoding else TimeDistributed(stateless))
-                layers.append(LIF(**neuron))
+                layers.append(spiking())
                 c = spec.size
                 if neunorm:
                     layers.append(NeuNorm(c, h, w, k2=neunorm_k2))
@@ -68,7 +81,7 @@ class SpikingNet(nn.Module):
                 fc = nn.Linear(c, out, bias=not bn)
                 block = [fc, nn.BatchNorm1d(out)] if bn and spec.kind == "fc" else [fc]
                 layers.append(TimeDistributed(nn.Sequential(*block) if len(block) > 1 else fc))
-                layers.append(LIF(**neuron))
+                layers.append(spiking())
                 init_plan.append((fc, "bn,lif" if len(block) > 1 else "lif"))
                 c = out
         self.layers = nn.ModuleList(layers)
@@ -91,8 +104,9 @@ class SpikingNet(nn.Module):
             h = layer(h)
         return self.voting(h)
 
-    def lif_layers(self) -> list[tuple[str, LIF]]:
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, LIF)]
+    def lif_layers(self) -> list[tuple[str, LIF | QCFS]]:
+        """The spiking layers (QCFS activations in the ANN twin), by module name."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, (LIF, QCFS))]
 
     @torch.no_grad()
     def firing_rates(self, x: torch.Tensor) -> dict[str, float]:

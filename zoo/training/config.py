@@ -55,9 +55,9 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 100,
         "seed": 0,
         "device": "auto",  # auto | cpu | cuda | cuda:N
-        "amp": "none",  # none | bf16 (CUDA only)
+        "amp": "none",  # none | bf16 (autocast on CUDA or CPU; membrane state stays fp32)
         "compile": False,  # torch.compile (any device)
-        "channels_last": "auto",  # auto (= on CUDA) | true | false
+        "channels_last": "auto",  # auto (= on CUDA, or with bf16) | true | false
         "threads": 0,  # torch.set_num_threads (0 = torch's default)
         "log_every": 20,  # steps between metrics.jsonl train records
         "ckpt_every": 200,  # steps between mid-epoch checkpoints (besides every epoch end)

@@ -50,8 +50,8 @@ class Trainer:
         self.resume, self.progress = resume, progress
         t = cfg["train"]
         self.dist, self.device = ddp.setup(t["device"])
-        if self.device.type != "cuda" and t["amp"] != "none":
-            raise ValueError(f"--amp {t['amp']} needs a CUDA device; this run is on {self.device}")
+        if self.device.type not in ("cuda", "cpu") and t["amp"] != "none":
+            raise ValueError(f"--amp {t['amp']} runs on CUDA or CPU; this run is on {self.device}")
         if t["threads"] > 0:
             torch.set_num_threads(t["threads"])
         self.ckpt_path = self.out / CKPT_NAME
@@ -136,7 +136,8 @@ class Trainer:
         random.seed(t["seed"])
         np.random.seed(t["seed"])
         model = self._build_model().to(self.device)
-        self.channels_last = self.device.type == "cuda" if t["channels_last"] == "auto" else bool(t["channels_last"])
+        auto_cl = self.device.type == "cuda" or t["amp"] == "bf16"
+        self.channels_last = auto_cl if t["channels_last"] == "auto" else bool(t["channels_last"])
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         input_spec = model.config["input"]
