@@ -1,9 +1,11 @@
 """Shared fixtures. Real data lives in ``../shared/data`` beside the checkout (or
-``$SNNZOO_DATA``); tests that need it skip with the reason where it is absent."""
+``$SNNZOO_DATA``); tests that need it skip with the reason where it is absent, and fail under
+``CI=true`` (:func:`data_missing`), where a skipped real-data test would hide a regression."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
@@ -12,12 +14,20 @@ from snnzoo.zoo.neunorm import NeuNorm
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SNNZOO_DATA", REPO.parent / "shared" / "data"))
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def data_missing(reason: str) -> NoReturn:
+    """End a test whose real data is absent: a skip with ``reason``, or under ``CI=true`` a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason}; CI=true requires the real data", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not DATA.is_dir():
-        pytest.skip(f"real data not found at {DATA} (set SNNZOO_DATA or place ../shared/data)")
+        data_missing(f"real data not found at {DATA} (set SNNZOO_DATA or place ../shared/data)")
     return DATA
 
 
@@ -25,7 +35,7 @@ def shared_data() -> Path:
 def nmnist_root(shared_data: Path) -> Path:
     root = shared_data / "nmnist"
     if not (root / "Train").is_dir():
-        pytest.skip(f"N-MNIST recordings not found at {root / 'Train'}")
+        data_missing(f"N-MNIST recordings not found at {root / 'Train'}")
     return root
 
 
@@ -37,7 +47,7 @@ def cifar10_test_images(shared_data: Path):
 
     sprite = shared_data / "cifar10" / "cifar10_batch_50.png"
     if not sprite.is_file():
-        pytest.skip(f"CIFAR-10 test sprite not found at {sprite}")
+        data_missing(f"CIFAR-10 test sprite not found at {sprite}")
     with Image.open(sprite) as im:
         return np.asarray(im.convert("RGB")).reshape(1000, 32, 32, 3)
 

@@ -15,7 +15,8 @@ from snnzoo.runtime.errors import EventFileError
 from snnzoo.runtime.events import EVENT_DTYPE, make_events, validate_events
 from snnzoo.runtime.readers import read_events
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA, data_missing
+
 GOOD = make_events([1, 2, 3], [4, 5, 6], [10, 20, 30], [0, 1, 0])
 
 
@@ -64,7 +65,7 @@ def _truncated_npy(d: Path) -> Path:
 def _truncated_aedat4(d: Path) -> Path:
     src = DATA / "events" / "aedat4" / "tonic_sample_320x240.aedat4"
     if not src.is_file():
-        pytest.skip(f"{src} not found")
+        data_missing(f"{src} not found")
     (d / "f.aedat4").write_bytes(src.read_bytes()[:300_000])
     return d / "f.aedat4"
 

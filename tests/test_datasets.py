@@ -16,6 +16,8 @@ from snnzoo.zoo.datasets import (CIFAR10, CIFAR10DVS, DATASETS, NMNIST, DatasetN
                                  get_dataset)
 from snnzoo.zoo.datasets.cifar10 import load_pickled_batch
 
+from conftest import data_missing
+
 
 def test_nmnist_real_root(nmnist_root, tmp_path):
     ds = NMNIST(nmnist_root)
@@ -124,7 +126,7 @@ def test_cifar10_pickled_batches(tmp_path):
 def cifar_jpeg(shared_data):
     root = shared_data / "cifar10"
     if not (root / "cifar10_jpeg_q75.tar.gz").is_file():
-        pytest.skip(f"CIFAR-10 JPEG tar not found in {root}")
+        data_missing(f"CIFAR-10 JPEG tar not found in {root}")
     return root, CIFAR10(root, train=True), CIFAR10(root, train=False)
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import snnzoo
-from snnzoo.cli import COMMANDS
 from snnzoo.export import export_onnx
 from snnzoo.runtime.binning import bin_from_spec
 from snnzoo.runtime.onnx_metadata import read_metadata
@@ -127,7 +126,6 @@ def test_example_rejects_a_streaming_graph(tmp_path):
     assert res.returncode == 2 and "not an unrolled event-stream or image snnzoo model" in res.stderr
 
 
-@pytest.mark.skipif("predict" not in COMMANDS, reason="snnzoo predict is not available")
 def test_example_equals_snnzoo_predict(exported, files):
     ex = run_example(str(exported), *files, "--json", "--top-k", "3")
     pred = subprocess.run([sys.executable, "-m", "snnzoo", "predict", "--model", str(exported), "--format", "json",
@@ -164,7 +162,6 @@ def image_files(cifar10_test_images, tmp_path_factory) -> list[str]:
     return sorted(str(f) for f in d.iterdir())
 
 
-@pytest.mark.skipif("predict" not in COMMANDS, reason="snnzoo predict is not available")
 @pytest.mark.parametrize("resize", [False, True])
 def test_example_equals_snnzoo_predict_on_images(image_model, image_files, tmp_path, resize):
     from PIL import Image

@@ -11,6 +11,8 @@ from snnzoo.runtime.events import EVENT_DTYPE
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.emulator import EmulatorParams, _progress, emulate, emulate_command, trajectory
 
+from conftest import data_missing
+
 
 def _digits(n: int = 6, seed: int = 0) -> np.ndarray:
     """Synthetic 28×28 'digits': random bright strokes on black (no data needed)."""
@@ -30,7 +32,7 @@ def paired(shared_data):
 
     files = sorted((shared_data / "nmnist" / "Train").glob("*/*.bin"), key=lambda f: int(f.stem))[:60]
     if len(files) < 60 or not (shared_data / "mnist").is_dir():
-        pytest.skip("real N-MNIST recordings or MNIST idx files absent")
+        data_missing("real N-MNIST recordings or MNIST idx files absent")
     images, labels = load_mnist(shared_data / "mnist", "train")
     assert [int(f.stem) - 1 for f in files] == list(range(60))
     assert [int(f.parent.name) for f in files] == labels[:60].tolist()

@@ -21,6 +21,8 @@ from snnzoo.zoo.training import evaluate as evaluate_mod
 from snnzoo.zoo.training.checkpoint import export_folder, load_checkpoint_folder
 from snnzoo.zoo.training.data import to_input
 
+from conftest import data_missing
+
 N_EXACT, N_JPEG = 12, 8
 
 
@@ -122,7 +124,7 @@ def test_datasets_without_exact_samples_are_a_one_line_error(fake, monkeypatch, 
 def test_real_cifar10_test_split_has_1000_exact_images_in_cifar_order(shared_data):
     root = shared_data / "cifar10"
     if not (root / "cifar10_jpeg_q75.tar.gz").is_file():
-        pytest.skip(f"CIFAR-10 not found at {root}")
+        data_missing(f"CIFAR-10 not found at {root}")
     ds = CIFAR10(root, train=False)
     idx = evaluate_mod.exact_indices(ds, "cifar10", "test")
     assert len(idx) == 1000 and sorted(ds.original_index[idx].tolist()) == list(range(1000))

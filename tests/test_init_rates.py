@@ -1,9 +1,10 @@
 """Initialisation that fires, measured on real N-MNIST recordings.
 
-Band [0.02, 0.40] per LIF layer: the rectangular surrogate is non-zero only within ±0.5 of V_th,
-so a layer firing < 2 % has almost no neuron near threshold and passes almost no gradient; > 40 %
-saturates (binary spikes lose their information). The init targets ~16 % for Gaussian currents;
-conv layers land lower (≈ 6–9 %) because event frames are spatially sparse.
+Band [0.05, 0.20] per LIF layer, the README's statement: the rectangular surrogate is non-zero
+only within ±0.5 of V_th, so a nearly silent layer passes almost no gradient, and a layer firing
+much more saturates (binary spikes lose their information). The init targets ~16 % for Gaussian
+currents; conv layers land lower because event frames are spatially sparse. Measured (seed 0, these
+20 recordings): nmnist_compact 7.1 / 7.2 / 14.5 / 17.5 %, wu2019_nmnist 5.3–12.3 %, NeuNorm on or off.
 """
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def test_every_layer_fires_at_init(recordings, name, neunorm):
     rates = m.firing_rates(frames(m, recordings))
     assert len(rates) == len(m.lif_layers())
     for layer, r in rates.items():
-        assert 0.02 <= r <= 0.40, (layer, r)
+        assert 0.05 <= r <= 0.20, (layer, r)
 
 
 def test_pytorch_default_init_is_silent_in_deep_layers(recordings):

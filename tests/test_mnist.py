@@ -9,12 +9,14 @@ import pytest
 
 from snnzoo.zoo.datasets.mnist import MNIST, load_mnist
 
+from conftest import data_missing
+
 
 @pytest.fixture(scope="module")
 def mnist_root(shared_data):
     root = shared_data / "mnist"
     if not (root / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST idx files not found in {root}")
+        data_missing(f"MNIST idx files not found in {root}")
     return root
 
 

@@ -171,7 +171,9 @@ def test_cli_errors_are_one_line(tmp_path, nmnist_root):
 # ---- a tiny run that learns -----------------------------------------------------------------
 def test_tiny_run_learns_on_real_nmnist(tmp_path, nmnist_root):
     """600 real recordings for training, 200 held out (stratified); chance is 10 %. Three epochs
-    at a constant lr reach 83-84 % here (seeds 0-2); a trainer that does not learn stays near 10 %."""
+    at a constant lr reach 83-84 % here (seeds 0-2). Threshold 75 %: below the seed spread by more
+    than 3 sd of a 200-sample accuracy (2.6 points at 83.5 %), so another platform's rounding (which
+    acts like another seed) passes, while a trainer or neuron that learns markedly worse fails."""
     out = tmp_path / "run"
     r = train_cli("nmnist_compact", "--data-root", str(nmnist_root), "--out", str(out), "--epochs", "3",
                   "--batch-size", "32", "--set", "data.limit=800", "--set", "data.val_fraction=0.25",
@@ -183,7 +185,7 @@ def test_tiny_run_learns_on_real_nmnist(tmp_path, nmnist_root):
     assert records[0]["data"]["n_train"] == 600 and records[0]["data"]["n_val"] == 200
     epochs = [x for x in records if x["kind"] == "epoch"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
-    assert epochs[-1]["val_acc"] > 0.5, epochs
+    assert epochs[-1]["val_acc"] >= 0.75, epochs
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert sum(x["kind"] == "train" for x in records) == 3 * 19 // 5
     for name in ("last.ckpt", "curves.png", "model.safetensors", "config.json"):
