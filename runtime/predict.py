@@ -109,9 +109,20 @@ class _Writer:
               help="With --window: step between window starts [default: the window].")
 @click.option("--resize", is_flag=True,
               help="Image models: scale and centre-crop images of another size instead of refusing them.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: a Ray cluster's actors read and predict the files (snnzoo.runtime.ray_engine; "
+                   "pip install 'snnzoo[ray]'); rows come in arrival order.")
+@click.option("--address", default=None, metavar="ADDR",
+              help="--engine ray: the cluster (auto: the one `ray start` runs here) [default: a new local one].")
+@click.option("--num-workers", type=click.IntRange(min=1), default=None,
+              help="--engine ray: actors, one CPU each [default: the cluster's CPUs].")
+@click.option("--output", "-o", default=None, metavar="DIR|FILE.jsonl",
+              help="--engine ray: write the rows to a Parquet folder or a JSON lines file instead of "
+                   "stdout; files already there are skipped (resume).")
 def predict_command(inputs: tuple[str, ...], model: str | None, device: str, backend: str,
                     batch_size: int, top_k: int, fmt: str, workers: int | None, window: str | None,
-                    stride: str | None, resize: bool) -> None:
+                    stride: str | None, resize: bool, engine: str, address: str | None,
+                    num_workers: int | None, output: str | None) -> None:
     """Classify event recordings (.npy, .npz, .bin, .bs2, .aedat, .aedat4, .raw, .dat) or, with
     an image model, images (.png, .jpg, ...; JSON field "events" is null for them)."""
     from .images import IMAGE_EXTENSIONS
@@ -126,10 +137,20 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
             window, stride = parse_duration(window), parse_duration(stride or window)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="'--window' / '--stride'") from None
+    if engine == "local" and (address or num_workers or output):
+        raise click.UsageError("--address, --num-workers and --output need --engine ray")
+    if engine == "ray" and (backend != "onnxruntime" or window is not None or resize):
+        raise click.UsageError("--engine ray runs the ONNX Runtime backend, without --window or --resize")
     try:
-        predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
-                              workers=workers, top_k=top_k, resize=resize)
-    except Exception as e:  # model/device problems: one line, no traceback
+        if engine == "ray":
+            from .ray_engine import RayPredictor
+
+            predictor = RayPredictor(model, address=address, num_workers=num_workers, batch_size=batch_size,
+                                     top_k=top_k, device="cpu" if device == "auto" else device)
+        else:
+            predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
+                                  workers=workers, top_k=top_k, resize=resize)
+    except Exception as e:  # model/device problems (or no Ray): one line, no traceback
         _error(" ".join(str(e).split()) or type(e).__name__)
         sys.exit(1)
     images = predictor.info.image is not None
@@ -145,17 +166,23 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
     files = [arg for arg, reason in targets if reason is None]
     if files:
         writer = _Writer(fmt, predictor.top_k, max(len(f) for f in files), windows=window is not None)
-        writer.header()
+        if not output:
+            writer.header()
         results = (predictor.predict_windows(files, window, stride) if window is not None
+                   else predictor.predict_files(files, output) if engine == "ray"
                    else predictor.predict_files(files))
         if sys.stderr.isatty() and len(files) > batch_size and window is None:
             from tqdm import tqdm
 
             results = tqdm(results, total=len(files), unit="file", leave=False)
+        rows = 0
         for r in results:
-            if r.ok:
-                writer.row(r)
-            else:
+            rows += 1
+            if not r.ok:
                 _error(f"{r.file}: {r.error}")
                 failed = True
+            elif not output:
+                writer.row(r)
+        if output:
+            click.echo(f"{output}: {rows} rows written, {predictor.skipped} files skipped (already there)")
     sys.exit(1 if failed else 0)

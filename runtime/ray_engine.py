@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import tempfile
 import time
@@ -122,8 +123,8 @@ class RayPredictor:
         self.top_k = max(1, min(top_k, len(self.info.classes)))
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, logging_level="WARNING")
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # the CLI shows its own (tqdm, per file)
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the CLI has its own (tqdm)
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-run INFO lines on stderr
         self.num_workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.skipped = 0
 
