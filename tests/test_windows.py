@@ -242,3 +242,36 @@ def test_cli_formats(nmnist_root):
         assert line.split(",")[1:3] == [str(r["t_start_us"]), str(r["t_end_us"])]
     bad = CliRunner().invoke(cli, ["predict", src, "--stride", "100ms"])
     assert bad.exit_code == 2
+
+
+# ---------------------------------------------------------------- snnzoo info --histogram
+
+
+def test_info_histogram_accumulates_chunks_exactly(shared_data, tmp_path):
+    from matplotlib.image import imread
+
+    from snnzoo.cli import cli
+    from snnzoo.runtime.info import HISTOGRAM_BINS, EventSummary, scan_events
+
+    path = shared_data / "events" / "aedat2_dvs128" / "neal_walking.aedat"  # 9.2 s: bins merge 2x, 4x...
+    whole = read_events(path)[0]
+    by_chunks = EventSummary(str(path))
+    for i in range(0, len(whole), 5_000):
+        by_chunks.add(whole[i:i + 5_000])
+    s = scan_events(path)
+    t = whole["t"] - whole["t"][0]
+    assert s.bin_us == by_chunks.bin_us and (t[-1] // s.bin_us) < HISTOGRAM_BINS <= t[-1] // (s.bin_us // 2)
+    for pol in (0, 1):
+        ref = np.bincount(t[whole["p"] == pol] // s.bin_us, minlength=HISTOGRAM_BINS)
+        np.testing.assert_array_equal(s.per_bin[pol], ref)
+        np.testing.assert_array_equal(by_chunks.per_bin[pol], ref)
+        frame = np.zeros((128, 128), np.int64)
+        np.add.at(frame, (whole["y"][whole["p"] == pol], whole["x"][whole["p"] == pol]), 1)
+        np.testing.assert_array_equal(s.frame[pol], frame[:s.frame.shape[1], :s.frame.shape[2]])
+    png = tmp_path / "walk.png"
+    result = CliRunner().invoke(cli, ["info", str(path), "--histogram", str(png), "--format", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["histogram"] == str(png)
+    assert imread(png).shape[:2] == (420, 1200)
+    two = CliRunner().invoke(cli, ["info", str(path), str(SAMPLE_NPY), "--histogram", str(tmp_path / "pngs")])
+    assert two.exit_code == 0 and (tmp_path / "pngs" / f"{SAMPLE_NPY.name}.png").is_file()
+    assert CliRunner().invoke(cli, ["info", str(path), str(SAMPLE_NPY), "--histogram", str(png)]).exit_code == 2
