@@ -3,9 +3,12 @@
 On the real N-MNIST recordings (``$SNNZOO_DATA/nmnist`` or ``../shared/data/nmnist``): every
 method bins all recordings; the outputs are checked to agree first (tonic corrected for its
 documented difference: it drops the events at ``t ≥ t0 + T·window``). Times are the median of
-``--repeats`` interleaved rounds (wall clock); events/s = all events / that time.
+``--repeats`` interleaved rounds (wall clock, and the process's CPU time summed over its threads);
+events/s = all events / the wall time. ``bin_batch (numpy, N threads)`` maps batches of
+``--batch // N`` recordings over a pool of ``--threads`` threads, as `Predictor` bins files in
+its worker threads (numpy releases the GIL in the heavy loops); every other contender uses one core.
 
-    python benchmarks/bench_binning.py [--root DIR] [--batch 256] [--repeats 7]
+    python benchmarks/bench_binning.py [--root DIR] [--batch 256] [--repeats 7] [--threads 2]
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import argparse
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +66,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="streams per bin_batch call")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (1: no oversubscription)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the multi-threaded numpy contender")
     args = ap.parse_args()
     files = sorted(args.root.glob("Train/*/*.bin"))
     if not files:
@@ -71,29 +76,40 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    pool, sub = ThreadPoolExecutor(args.threads), max(1, args.batch // args.threads)
     print(f"{len(events)} real N-MNIST recordings, {n_events:,} events; batch {args.batch}; "
           f"median of {args.repeats} rounds; torch {torch.__version__}, {args.torch_threads} CPU thread(s)")
     for cfg in ({"n_time_bins": 10}, {"n_time_bins": 5}):
         check_agreement(events, cfg, args.batch, devices)
+        threaded = f"snnzoo bin_batch (numpy, {args.threads} threads)"
         methods = {"tonic ToFrame (per recording)": lambda: tonic_frames(events, cfg),
-                   "snnzoo bin_batch (numpy)": lambda: batched(bin_batch, events, args.batch, cfg)}
+                   "snnzoo bin_batch (numpy)": lambda: batched(bin_batch, events, args.batch, cfg),
+                   threaded: lambda: list(pool.map(lambda i: bin_batch(events[i:i + sub], SENSOR, **cfg),
+                                                   range(0, len(events), sub)))}
+        if not np.array_equal(np.concatenate(methods[threaded]()),
+                              np.concatenate(methods["snnzoo bin_batch (numpy)"]())):
+            raise SystemExit("threaded numpy binning differs from numpy")
         for dev in devices:
             methods[f"snnzoo bin_batch_torch ({dev})"] = (
                 lambda dev=dev: (batched(lambda b, s, **k: bin_batch_torch(b, s, device=dev, **k),
                                          events, args.batch, cfg), sync()))
         times: dict[str, list[float]] = {name: [] for name in methods}
+        cpu: dict[str, list[float]] = {name: [] for name in methods}
         for name, fn in methods.items():  # warm-up
             fn()
         for _ in range(args.repeats):
             for name, fn in methods.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 fn()
                 times[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c)
         base = statistics.median(times["tonic ToFrame (per recording)"])
-        print(f"\n{cfg} (outputs agree)\n{'method':<34} {'time [ms]':>10} {'Mevents/s':>10} {'vs tonic':>9}")
+        base_cpu = statistics.median(cpu["tonic ToFrame (per recording)"])
+        print(f"\n{cfg} (outputs agree)\n\n| method | wall [ms] | Mevents/s | vs tonic (wall) | CPU [ms] | vs tonic (CPU) |"
+              "\n|---|---|---|---|---|---|")
         for name, ts in times.items():
-            m = statistics.median(ts)
-            print(f"{name:<34} {m * 1e3:>10.1f} {n_events / m / 1e6:>10.1f} {base / m:>8.1f}×")
+            m, c = statistics.median(ts), statistics.median(cpu[name])
+            print(f"| {name} | {m * 1e3:.1f} | {n_events / m / 1e6:.1f} | {base / m:.1f}× | {c * 1e3:.1f} | {base_cpu / c:.1f}× |")
 
 
 if __name__ == "__main__":
