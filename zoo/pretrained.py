@@ -25,8 +25,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .._version import __version__
-from ..runtime import models as _runtime
+from ..runtime.models import IntegrityError as WeightsIntegrityError
 from ..runtime.models import recorded_sha256, sha256_file
+from ..runtime.models import verify_sha256 as check_sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 HUB_WEIGHTS = "model.safetensors"
@@ -38,15 +39,15 @@ class PretrainedError(RuntimeError):
     """Weights missing, unreachable or unloadable; the message names the file and the fix."""
 
 
-class IntegrityError(PretrainedError, _runtime.IntegrityError):
+class IntegrityError(PretrainedError, WeightsIntegrityError):
     """A weights file whose sha256 differs from the recorded one (the file is refused)."""
 
 
 def verify_sha256(path: str | os.PathLike, expected: str, what: str) -> None:
     """Raise :class:`IntegrityError` unless ``sha256(path) == expected`` (the runtime's check)."""
     try:
-        _runtime.verify_sha256(path, expected, what)
-    except _runtime.IntegrityError as e:
+        check_sha256(path, expected, what)
+    except WeightsIntegrityError as e:
         raise IntegrityError(str(e)) from None
 
 
