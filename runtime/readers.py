@@ -40,7 +40,6 @@ has one; the events are checked by `validate_events`.
 """
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import re
@@ -132,23 +131,18 @@ def sniff_format(path: str | Path) -> str:
 
 @contextmanager
 def _native_output(sink: list[str]):
-    """Capture what native decoders print on fds 1/2 (C ``printf``, Rust panics) into ``sink``,
-    so that a bad file yields one clean error line. Process-wide while active."""
-    libc = ctypes.CDLL(None)
-    sys.stdout.flush()
+    """Capture what the native AEDAT4 decoder prints on fd 2 (Rust panics) into ``sink``, so
+    that a bad file yields one clean error line. Process-wide while active, so stdout (where
+    `snnzoo predict` writes rows from another thread while the next chunk is decoded) is left alone."""
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)
         try:
             yield
         finally:
-            libc.fflush(None)
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            os.dup2(saved, 2)
+            os.close(saved)
             tmp.seek(0)
             sink.extend(ln.strip() for ln in tmp.read().decode("utf-8", "replace").splitlines() if ln.strip())
 
@@ -216,7 +210,7 @@ def _chunks_5byte(path: Path, per_chunk: int) -> Iterator[Chunk]:
     overflows = 0
     for pos, data in _blocks(path, 0, 5, per_chunk, "5-byte events", "bytes"):
         raw = np.frombuffer(data, np.uint8).reshape(-1, 5).astype(np.int64)
-        t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+        t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 7) | raw[:, 4]
         offsets = pos + 5 * np.arange(len(raw), dtype=np.int64)
         overflow = raw[:, 1] == _OVERFLOW_Y
         t += overflows * _OVERFLOW_DT
