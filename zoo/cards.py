@@ -115,14 +115,25 @@ def card_metadata(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dic
     return data.to_yaml()
 
 
+def _neuron_line(m: dict[str, Any]) -> str:
+    surrogate = f"surrogate gradient `{m['surrogate']}`" + (f" (width {m['width']})" if m.get("width") is not None else "")
+    reset, u0 = m.get("reset", "zero"), m.get("u0", 0.0)
+    if reset == "zero" and u0 == 0.0:
+        return ("- Neurons: iterative LIF, u[t] = k·u[t-1]·(1 − o[t-1]) + W·x[t] + b, o[t] = H(u[t] − V_th), "
+                f"k = {m['k']}, V_th = {m['v_th']}, {surrogate}")
+    kind = "integrate-and-fire (IF, no leak)" if m["k"] == 1.0 else "iterative LIF"
+    update = "k·u[t-1]·(1 − o[t-1])" if reset == "zero" else "k·(u[t-1] − V_th·o[t-1])"
+    return (f"- Neurons: {kind}, u[t] = {update} + W·x[t] + b, o[t] = H(u[t] − V_th), u[-1] = u0; "
+            f"k = {m['k']}, V_th = {m['v_th']}, reset by {'subtraction' if reset == 'subtract' else 'zero'}, "
+            f"u0 = {u0}, {surrogate}")
+
+
 def _model_section(cfg: dict[str, Any], num_params: int | None) -> list[str]:
     m, inp = cfg["model"], cfg["input"]
     lines = ["## Model", "",
              f"- Architecture (paper notation): `{cfg['arch']}`"
              + (f", {num_params:,} parameters" if num_params else ""),
-             f"- Neurons: iterative LIF, u[t] = k·u[t-1]·(1 − o[t-1]) + W·x[t] + b, o[t] = H(u[t] − V_th), "
-             f"k = {m['k']}, V_th = {m['v_th']}, surrogate gradient `{m['surrogate']}`"
-             + (f" (width {m['width']})" if m.get("width") is not None else ""),
+             _neuron_line(m),
              f"- NeuNorm: {'on, k2 = ' + str(m['neunorm_k2']) if m['neunorm'] else 'off'}; "
              f"batch norm: {'on' if m['bn'] else 'off'}",
              f"- Output: voting layer, {m['neurons_per_class']} neurons per class; a class score is its "
@@ -162,15 +173,28 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
     f = facts or {}
     out = ["---", card_metadata(cfg, evaluations, facts), "---", "",
            f"# {name}", "",
-           f"A spiking neural network for {dataset} classification trained with spatio-temporal "
-           "backpropagation (STBP), in the manner of Wu et al., *Direct Training for Spiking Neural Networks: "
-           f"Faster, Larger, Better* (AAAI 2019), packaged by snnzoo. T = {cfg['input']['time_steps']} time steps.",
+           f"A spiking neural network for {dataset} classification "
+           + f.get("method", "trained with spatio-temporal backpropagation (STBP), in the manner of Wu et al., "
+                   "*Direct Training for Spiking Neural Networks: Faster, Larger, Better* (AAAI 2019)")
+           + f", packaged by snnzoo. T = {cfg['input']['time_steps']} time steps.",
            ""]
     if f.get("summary"):
         out += [f["summary"], ""]
 
     out += ["## Results", ""]
-    if evaluations:
+    spikes = any(r.get("spikes_per_sample") is not None for _, r in evaluations)
+    if evaluations and spikes:  # accuracy against latency: T and spikes per sample beside it
+        out += ["| evaluation set | split | T | n | top-1 accuracy | 95 % CI | spikes per sample |",
+                "|---|---|---|---|---|---|---|"]
+        for entry, r in evaluations:
+            _, ds_name, split = _eval_names(cfg, entry, r)
+            sps = r.get("spikes_per_sample")
+            out.append(f"| {ds_name} | {split or '—'} | {r.get('time_steps') or '—'} | {r['n']} | "
+                       f"{_pct(r['accuracy'])} | {_pct(r['ci95'][0])} – {_pct(r['ci95'][1])} | "
+                       f"{'—' if sps is None else f'{sps:,.0f}'} |")
+        out += ["", "Spikes per sample: mean firing rate × neurons × T, all spiking layers together "
+                "(`spikes_per_sample` of `snnzoo eval`).", ""]
+    elif evaluations:
         out += ["| evaluation set | split | n | top-1 accuracy | 95 % CI |", "|---|---|---|---|---|"]
         for entry, r in evaluations:
             _, ds_name, split = _eval_names(cfg, entry, r)

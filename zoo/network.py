@@ -43,8 +43,8 @@ class SpikingNet(nn.Module):
         self.neuron = neuron
         lif_args = dict(k=k, v_th=v_th, surrogate=surrogate, width=width, reset=reset, u0=u0)
 
-        def spiking() -> nn.Module:
-            return QCFS(qcfs_levels) if neuron == "qcfs" else LIF(**lif_args)
+        def spiking(voting: bool = False) -> nn.Module:
+            return QCFS(qcfs_levels, ste_clip=voting) if neuron == "qcfs" else LIF(**lif_args)
 
         c, h, w = in_shape
         layers: list[nn.Module] = []
@@ -81,7 +81,7 @@ class SpikingNet(nn.Module):
                 fc = nn.Linear(c, out, bias=not bn)
                 block = [fc, nn.BatchNorm1d(out)] if bn and spec.kind == "fc" else [fc]
                 layers.append(TimeDistributed(nn.Sequential(*block) if len(block) > 1 else fc))
-                layers.append(spiking())
+                layers.append(spiking(voting=spec.kind == "voting"))
                 init_plan.append((fc, "bn,lif" if len(block) > 1 else "lif"))
                 c = out
         self.layers = nn.ModuleList(layers)

@@ -23,6 +23,7 @@ class TorchRunner:
         self.config = model.config
         self.lifs = model.lif_layers()
         self.rate_sums = {name: 0.0 for name, _ in self.lifs}
+        self.spike_sum = 0.0
         self.seen = 0
 
     @torch.no_grad()
@@ -33,14 +34,22 @@ class TorchRunner:
             scores = self.model(to_input(x, self.config["input"], self.device))
             for name, m in self.lifs:
                 self.rate_sums[name] += float(m.rate) * len(x)
+                if getattr(m, "spikes_per_sample", None) is not None:
+                    self.spike_sum += float(m.spikes_per_sample) * len(x)
         finally:
             for _, m in self.lifs:
                 m.record_rate, m.rate = False, None
+                if hasattr(m, "spikes_per_sample"):
+                    m.spikes_per_sample = None
         self.seen += len(x)
         return scores.float().cpu().numpy()
 
     def firing_rates(self) -> dict[str, float]:
         return {name: s / max(self.seen, 1) for name, s in self.rate_sums.items()}
+
+    def spikes_per_sample(self) -> float | None:
+        """Mean spikes a sample causes over T steps, all spiking layers summed (None for an ANN twin)."""
+        return self.spike_sum / max(self.seen, 1) if getattr(self.model, "neuron", "lif") == "lif" else None
 
 
 class OnnxRunner:
@@ -67,6 +76,9 @@ class OnnxRunner:
     def firing_rates(self) -> None:
         return None
 
+    def spikes_per_sample(self) -> None:
+        return None
+
 
 def onnx_config(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     """``{name, input, classes}`` in the zoo's config shape from decoded ONNX metadata."""
@@ -83,23 +95,28 @@ def onnx_config(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     return {"name": meta.get("model_id", path.stem), "input": inp, "classes": classes}
 
 
-def load_runner(spec: str, device: torch.device) -> TorchRunner | OnnxRunner:
-    """MODEL of ``snnzoo eval``: an ``.onnx`` file, a checkpoint folder or a registry name (pretrained)."""
+def load_runner(spec: str, device: torch.device, time_steps: int | None = None) -> TorchRunner | OnnxRunner:
+    """MODEL of ``snnzoo eval``: an ``.onnx`` file, a checkpoint folder or a registry name (pretrained);
+    ``time_steps`` runs a torch model at another T (an ONNX graph has its T built in)."""
     path = Path(spec)
+    overrides = {} if time_steps is None else {"time_steps": time_steps}
     if spec.endswith(".onnx"):
         if not path.is_file():
             raise FileNotFoundError(f"{spec}: ONNX file not found")
+        if overrides:
+            raise ValueError(f"{spec}: an ONNX graph has its time steps built in; --time-steps needs a "
+                             "checkpoint folder or a registry name")
         return OnnxRunner(path)
     if path.is_dir():
-        from .checkpoint import load_checkpoint_folder
+        from ..pretrained import load_folder
 
-        return TorchRunner(load_checkpoint_folder(path), device, f"checkpoint folder {path}")
+        return TorchRunner(load_folder(path, **overrides).eval(), device, f"checkpoint folder {path}")
     from ..registry import create_model, list_models
 
     if spec not in list_models():
         raise ValueError(f"{spec}: not an .onnx file, a checkpoint folder or a model "
                          f"({', '.join(list_models())})")
-    return TorchRunner(create_model(spec, pretrained=True), device, f"pretrained {spec}")
+    return TorchRunner(create_model(spec, pretrained=True, **overrides), device, f"pretrained {spec}")
 
 
 def exact_indices(ds: Any, dataset: str, split: str) -> np.ndarray:
@@ -114,13 +131,16 @@ def exact_indices(ds: Any, dataset: str, split: str) -> np.ndarray:
 
 
 def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test", batch_size: int = 64,
-             limit: int = 0, device: str = "auto", progress: bool = True, exact_only: bool = False) -> dict[str, Any]:
+             limit: int = 0, device: str = "auto", progress: bool = True, exact_only: bool = False,
+             time_steps: int | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset``/``split``; ``exact_only`` keeps only the samples the dataset
     flags ``exact`` (CIFAR-10: lossless pixels); ``limit`` > 0 then takes a seeded (seed 0) random
-    subset of that many. Returns the result dict printed by ``snnzoo eval``."""
+    subset of that many; ``time_steps`` runs the model at that T. Returns the result dict printed by
+    ``snnzoo eval``; ``spikes_per_sample`` is the mean number of spikes one sample causes over the T
+    steps in all spiking layers together (mean firing rate × neurons × T)."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
-    runner = load_runner(model, dev)
+    runner = load_runner(model, dev, time_steps)
     ds = open_dataset(dataset, data_root, split)
     pool = exact_indices(ds, dataset, split) if exact_only else np.arange(len(ds))
     idx = pool[subset_indices(len(pool), limit, 0)]
@@ -143,7 +163,8 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
               "exact_only": exact_only, "n": n, "correct": k, "accuracy": k / n,
               "ci95": list(wilson_interval(k, n)), "classes": classes,
               "per_class": per_class, "per_class_n": {c: int(cm[i].sum()) for i, c in enumerate(classes)},
-              "confusion": cm.tolist(), "firing_rates": rates}
+              "confusion": cm.tolist(), "firing_rates": rates, "spikes_per_sample": runner.spikes_per_sample(),
+              "time_steps": runner.config["model"]["time_steps"] if "model" in runner.config else None}
     if rates is None:
         result["firing_rates_note"] = ONNX_NO_RATES
     else:  # one LIF per weight layer, in the order of the arch notation (pooling has none)
@@ -172,6 +193,8 @@ def format_text(r: dict[str, Any]) -> str:
     lines.append(" " * (width + 2) + "".join(f"{c[:cw - 1]:>{cw}}" for c in r["classes"]))
     for c, row in zip(r["classes"], cm):
         lines.append(f"  {c:>{width}}" + "".join(f"{v:>{cw}d}" for v in row))
+    if r.get("spikes_per_sample") is not None:
+        lines += ["", f"spikes per sample: {r['spikes_per_sample']:.0f} over T = {r['time_steps']} steps"]
     lines += ["", "mean firing rate per LIF layer:"]
     if r["firing_rates"] is None:
         lines.append(f"  {r['firing_rates_note']}")
