@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "snnzoo.zoo.training.cli:train_command",
     "eval": "snnzoo.zoo.training.cli:eval_command",
     "emulate": "snnzoo.zoo.emulator:emulate_command",
+    "convert": "snnzoo.zoo.convert:convert_command",
 }
 
 

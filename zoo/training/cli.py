@@ -25,22 +25,25 @@ def _fail(e: BaseException) -> None:
 @click.argument("config_or_model")
 @click.option("--data-root", required=True, type=click.Path(file_okay=False),
               help="The dataset's folder (e.g. .../nmnist holding Train/).")
+@click.option("--dataset", help="data.dataset: a dataset name, tonic:NAME (tonic's class on --data-root, "
+                                "offline) or tonic-cache:NAME (a tonic disk cache folder)")
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch-size", type=int, help="train.batch_size (per process under torchrun)")
 @click.option("--device", help="train.device: auto, cpu, cuda, cuda:N")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<config name>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.ckpt (starts one if absent).")
 @click.option("--seed", type=int, help="train.seed")
-@click.option("--amp", type=click.Choice(["none", "bf16"]), help="train.amp (CUDA only)")
+@click.option("--amp", type=click.Choice(["none", "bf16"]), help="train.amp: bf16 autocast (CUDA, or CPUs with AVX-512 BF16/AMX)")
 @click.option("--compile", "compile_", is_flag=True, default=None,
               help="train.compile: torch.compile the model (CPU too; the first steps compile).")
 @click.option("--threads", type=int, help="train.threads: torch CPU threads (0 = default)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config value, e.g. --set optim.lr=0.01 --set model_args.bn=true.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-def train_command(config_or_model: str, data_root: str, epochs: int | None, batch_size: int | None,
-                  device: str | None, out: str | None, resume: bool, seed: int | None, amp: str | None,
-                  compile_: bool | None, threads: int | None, sets: tuple[str, ...], progress: bool) -> None:
+def train_command(config_or_model: str, data_root: str, dataset: str | None, epochs: int | None,
+                  batch_size: int | None, device: str | None, out: str | None, resume: bool, seed: int | None,
+                  amp: str | None, compile_: bool | None, threads: int | None, sets: tuple[str, ...],
+                  progress: bool) -> None:
     """Train CONFIG_OR_MODEL: a .toml file, a config name from configs/ (nmnist_paper,
     cifar10_compact...; these take precedence), or a registered model with the default recipe.
 
@@ -55,6 +58,8 @@ def train_command(config_or_model: str, data_root: str, epochs: int | None, batc
     cli_sets = [f"train.{k}={json.dumps(v)}" for k, v in
                 (("epochs", epochs), ("batch_size", batch_size), ("device", device), ("seed", seed),
                  ("amp", amp), ("compile", compile_), ("threads", threads)) if v is not None]
+    if dataset is not None:
+        cli_sets.append(f"data.dataset={json.dumps(dataset)}")
     try:
         cfg = load_config(config_or_model, [*sets, *cli_sets])
         if not Path(data_root).is_dir():
@@ -66,7 +71,8 @@ def train_command(config_or_model: str, data_root: str, epochs: int | None, batc
 
 @click.command("eval")
 @click.argument("model")
-@click.option("--dataset", required=True, help="Dataset name (nmnist, cifar10, cifar10dvs, dvsgesture...).")
+@click.option("--dataset", required=True, help="Dataset name (nmnist, cifar10, cifar10dvs, dvsgesture...), "
+                                                "tonic:NAME or tonic-cache:NAME.")
 @click.option("--data-root", required=True, type=click.Path(file_okay=False), help="The dataset's folder.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -75,10 +81,12 @@ def train_command(config_or_model: str, data_root: str, epochs: int | None, batc
 @click.option("--exact-only", is_flag=True,
               help="Only the samples the dataset flags exact (CIFAR-10: the lossless, non-JPEG images).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("-T", "--time-steps", type=click.IntRange(min=1), default=None,
+              help="Run the model at this many time steps (default: its own T; not for .onnx files).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars (stderr).")
 def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str, batch_size: int, limit: int,
-                 device: str, plot: str | None, progress: bool, exact_only: bool) -> None:
+                 device: str, plot: str | None, progress: bool, exact_only: bool, time_steps: int | None) -> None:
     """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
     of MODEL — a registry name (pretrained weights), a checkpoint folder or an .onnx file."""
     from .evaluate import evaluate, format_text
@@ -88,7 +96,8 @@ def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str,
             raise NotADirectoryError(f"{data_root}: data root not found")
         if batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
-        result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress, exact_only)
+        result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress, exact_only,
+                          time_steps)
     except USER_ERRORS as e:
         _fail(e)
     if plot:
