@@ -85,15 +85,22 @@ def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, 
                    "implies --check); default: random inputs.")
 @click.option("--streaming", is_flag=True, help="One-time-step graph with explicit state (ONNX).")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "nir"]), default="onnx", show_default=True)
+@click.option("--target", type=click.Choice(["generic", "snntorch", "norse", "sinabs", "spikingjelly"]),
+              default="generic", show_default=True,
+              help="NIR: the importer whose time step and discretisation the parameters are chosen for.")
+@click.option("--dt", type=float, help="NIR: time step in seconds (default: the target's; snntorch and sinabs fix it).")
 @click.option("--pretrained/--no-pretrained", default=None,
               help="Load the published weights (default: required for registry models).")
 def export_command(model: str, output: Path, time_steps: int | None, opset: int | None, check: bool,
-                   check_data: tuple[str, ...], streaming: bool, fmt: str, pretrained: bool | None) -> None:
+                   check_data: tuple[str, ...], streaming: bool, fmt: str, target: str, dt: float | None,
+                   pretrained: bool | None) -> None:
     """Export MODEL (a registry name, hf-hub:ORG/NAME or a checkpoint folder) to a
     self-describing ONNX file (time loop unrolled, dynamic batch) or a NIR graph."""
     check = check or bool(check_data)
     if fmt == "nir" and (streaming or opset or check):
         _fail("--streaming, --opset and --check apply to --format onnx only")
+    if fmt == "onnx" and (dt is not None or target != "generic"):
+        _fail("--dt and --target apply to --format nir only")
     try:
         net, weights = load_model(model, pretrained)
         if check:  # read the check data first: a bad file fails before a long export
@@ -104,8 +111,9 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
         if fmt == "nir":
             from .nir import export_nir
 
-            export_nir(net, output, time_steps=time_steps)
-            click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+            export_nir(net, output, time_steps=time_steps, dt=dt, target=target)
+            click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, NIR for {target}) "
+                       f"in {time.perf_counter() - start:.1f} s")
             return
         from .onnx import export_onnx
 

@@ -50,11 +50,16 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Mo
     """Build model ``name`` (see :func:`list_models`); ``overrides`` replace constructor
     arguments (``neunorm=False``, ``time_steps=4``, ``bn=True``, ``k=0.3``...).
     With ``pretrained=True`` the published weights are loaded and verified.
-    ``"hf-hub:org/name[@rev]"`` loads a folder made by ``snnzoo push``, weights included."""
+    ``"hf-hub:org/name[@rev]"`` loads a folder made by ``snnzoo push``, weights included;
+    ``"nir:PATH"`` imports a NIR graph (``from_nir``; overrides: ``time_steps``, ``dt``)."""
     if name.startswith("hf-hub:"):
         from .pretrained import load_from_hub
 
         return load_from_hub(name[len("hf-hub:"):], **overrides)
+    if name.startswith("nir:"):  # a NIR graph our neuron can express (zoo/nir_import.py)
+        from .nir_import import from_nir
+
+        return from_nir(name[len("nir:"):], **overrides)
     _ensure_loaded()
     if name not in _entrypoints:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")

@@ -38,7 +38,16 @@ def default_root(name: str) -> Path:
 
 def get_dataset(name: str, root: str | Path | None = None, split: str = "train", **kwargs: Any) -> Any:
     """Dataset ``name`` (see `DATASETS`) at ``root`` (default `default_root`), ``split`` "train"
-    or "test" (CIFAR10-DVS also "all"); ``kwargs`` go to the class (transform, seed, …)."""
+    or "test" (CIFAR10-DVS also "all"); ``kwargs`` go to the class (transform, seed, …).
+    ``tonic:NAME`` builds ``tonic.datasets.NAME`` on ``root`` offline and ``tonic-cache:NAME`` reads a
+    tonic disk cache folder, both with our event validation (`snnzoo.zoo.datasets.fromtonic`)."""
+    if name.startswith(("tonic:", "tonic-cache:")):
+        from .fromtonic import open_tonic, open_tonic_cache
+
+        kind, tname = name.split(":", 1)
+        if root is None:
+            raise ValueError(f"{name}: give the data root")
+        return open_tonic(tname, root, split, **kwargs) if kind == "tonic" else open_tonic_cache(tname, root)
     key = name.lower().replace("-", "").replace("_", "")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
