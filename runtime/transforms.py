@@ -11,7 +11,14 @@ from .binning import Sensor, bin_events
 
 @dataclass(frozen=True)
 class ToFrame:
-    """Events → float32 frames ``[T, P, H // d, W // d]`` (`snnzoo.runtime.binning.bin_events`)."""
+    """Events → float32 frames ``[T, P, H // d, W // d]`` (`snnzoo.runtime.binning.bin_events`).
+
+    A tonic transform: ``tonic.transforms.Compose([tonic.transforms.Denoise(...), ToFrame(...)])``
+    and ``tonic.datasets.X(..., transform=ToFrame(...))`` work as with tonic's own ``ToFrame``, with
+    the same frames on real recordings except at the last bin's edge (see `bin_events`:
+    tonic drops the events there, we keep them; `tests/test_tonic_interop.py`). Unlike tonic's,
+    it checks the events (`EventFileError` on unsorted timestamps or coordinates off the sensor).
+    """
 
     sensor_size: Sensor
     n_time_bins: int | None = None

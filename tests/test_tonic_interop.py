@@ -98,6 +98,7 @@ def test_tonic_events_are_validated():
         frames[0]
 
 
+@pytest.mark.slow
 def test_eval_and_train_take_tonic_datasets(tonic_layout, tmp_path):
     run = CliRunner().invoke
     results = []
