@@ -20,7 +20,7 @@ from snnzoo.export.nir import TARGETS, export_nir  # noqa: E402
 from snnzoo.export.verify import event_inputs  # noqa: E402
 from snnzoo.zoo.datasets.nmnist import NMNIST  # noqa: E402
 
-STRIDE = 20  # every 20th of the 1,000 real recordings: 50
+STRIDE = 10  # every 10th of the 1,000 real recordings: 100
 
 
 def trained(**kw) -> snnzoo.zoo.SpikingNet:
