@@ -57,7 +57,7 @@ def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, 
     if not files:
         return example_input(net, batch=count).numpy(), f"{count} random inputs"
     if net.encoding:
-        raise ExportError(f"{files[0]}: --check-data takes event files; {net.config['name']} takes images")
+        return _check_images(net, files)
     recordings = []
     sensor = tuple(net.config["input"]["sensor_size"])
     for f, problem in expand_inputs(files, set(EXTENSIONS)):
@@ -71,6 +71,25 @@ def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, 
             raise ExportError(f"{f}: sensor size {tuple(size)} does not match the model's {sensor}")
         recordings.append((events, size))
     return event_inputs(recordings, net.config), f"{len(recordings)} recordings"
+
+
+def _check_images(net, files: tuple[str, ...]) -> tuple[np.ndarray, str]:
+    """Image files for ``--check`` of an image model, decoded and normalised as `snnzoo predict` does."""
+    from ..runtime.errors import EventFileError
+    from ..runtime.images import IMAGE_EXTENSIONS, ImageSpec, load_image
+    from ..runtime.predict import expand_inputs
+
+    inp = net.config["input"]
+    spec = ImageSpec.from_input(inp["shape"], inp)
+    images = []
+    for f, problem in expand_inputs(files, set(IMAGE_EXTENSIONS), kind="image"):
+        if problem:
+            raise ExportError(f"{f}: {problem}")
+        try:
+            images.append(load_image(f, spec, net.config["name"]))
+        except EventFileError as e:
+            raise ExportError(str(e)) from None
+    return np.stack(images), f"{len(images)} images"
 
 
 @click.command("export")
