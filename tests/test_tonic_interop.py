@@ -118,3 +118,21 @@ def test_eval_and_train_take_tonic_datasets(tonic_layout, tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "model.safetensors").is_file()
     assert json.loads((out / "config.json").read_text())["data"]["dataset"] == "tonic:NMNIST"
+
+
+def test_tonic_disk_cache_is_read_offline(nmnist_root, tmp_path):
+    ours = NMNIST(nmnist_root)
+    source = [ours[i] for i in (0, 500, 999)]
+    cache = tmp_path / "cache"
+    filled = tonic.DiskCachedDataset(source, cache_path=str(cache))
+    for i in range(len(source)):  # tonic writes <i>_0.hdf5 on first access
+        filled[i]
+    ds = get_dataset("tonic-cache:NMNIST", cache, "train")
+    assert len(ds) == 3 and ds.sensor_size == (34, 34, 2) and len(ds.classes) == 10
+    for (e, y), (f, z) in zip((ds[i] for i in range(3)), source):
+        assert y == z
+        for name in "xytp":
+            np.testing.assert_array_equal(e[name], f[name])
+    with pytest.raises(DatasetNotFoundError, match="no tonic disk cache"):
+        get_dataset("tonic-cache:NMNIST", tmp_path / "empty", "train")
+    assert not (tmp_path / "empty").exists()  # tonic would have created it

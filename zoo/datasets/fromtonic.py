@@ -13,7 +13,8 @@ tonic reads ``ROOT/NMNIST/`` and, where its own check of that folder fails (for 
 archive ``train.zip``/``test.zip`` present and at least 10,000 extracted ``.bin`` files), we raise
 `DatasetNotFoundError` instead of its download. ``get_dataset("tonic-cache:NMNIST", CACHE)``
 reads a ``tonic.DiskCachedDataset`` folder (``<i>_<copy>.hdf5`` files of raw events) offline,
-with the sensor size and classes of ``tonic.datasets.NMNIST``.
+with the sensor size and classes of ``tonic.datasets.NMNIST``; the folder is one split's cache, so
+the split name is not used.
 """
 from __future__ import annotations
 
