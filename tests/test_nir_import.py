@@ -13,7 +13,7 @@ from snnzoo.cli import cli
 
 nir = pytest.importorskip("nir")
 
-from snnzoo.export.nir import TARGETS, export_nir  # noqa: E402
+from snnzoo.export.nir import TARGETS, export_nir, to_nir  # noqa: E402
 from snnzoo.export.verify import event_inputs  # noqa: E402
 from snnzoo.zoo import from_nir  # noqa: E402
 from snnzoo.zoo.datasets.nmnist import NMNIST  # noqa: E402
@@ -119,7 +119,7 @@ def test_foreign_graph_follows_nir_semantics(frames, tmp_path):
 
 def _graph_with(**changes):
     """Our own nmnist_compact graph with one node altered."""
-    graph = __import__("snnzoo.export.nir", fromlist=["to_nir"]).to_nir(published(time_steps=2))
+    graph = to_nir(published(time_steps=2))
     for name, (attr, value) in changes.items():
         setattr(graph.nodes[name], attr, value)
     return graph

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from .layers import TimeDistributed
-from .lif import LIF
 from .network import SpikingNet
 
 _FLOAT = np.float32
