@@ -9,11 +9,13 @@ import torch
 from click.testing import CliRunner
 
 import snnzoo
+from conftest import randomize
 from snnzoo.cli import cli
 
 nir = pytest.importorskip("nir")
 
 from snnzoo.export.nir import TARGETS, export_nir, to_nir  # noqa: E402
+from snnzoo.export.onnx import example_input  # noqa: E402
 from snnzoo.export.verify import event_inputs  # noqa: E402
 from snnzoo.zoo import from_nir  # noqa: E402
 from snnzoo.zoo.datasets.nmnist import NMNIST  # noqa: E402
@@ -162,3 +164,17 @@ def test_cli_targets_and_dt(tmp_path):
     assert bad.exit_code == 1 and "fixes its time step" in bad.stderr
     onnx = run(cli, ["export", "cifar10_compact", "--no-pretrained", "--dt", "0.1", "-o", str(tmp_path / "x.onnx")])
     assert onnx.exit_code == 1 and onnx.stderr.strip() == "snnzoo: error: --dt and --target apply to --format nir only"
+
+
+def test_image_model_with_batchnorm_round_trip(tmp_path):
+    """The encoding layer and folded BatchNorm come back as an ``(enc)`` conv with the folded weights."""
+    torch.manual_seed(0)
+    net = randomize(snnzoo.create_model("cifar10_compact", time_steps=2)).eval()
+    back = from_nir(export_nir(net, tmp_path / "c.nir"))
+    assert back.arch == net.arch and back.config["input"] == net.config["input"]
+    x = example_input(net, batch=8)
+    with torch.no_grad():
+        ref, got = net(x), back(x)
+    assert ref.sum() > 0
+    votes = net.voting.neurons_per_class * 2
+    assert (torch.round(got * votes) - torch.round(ref * votes)).abs().sum() <= 2  # BN folding may round a tie
