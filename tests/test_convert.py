@@ -116,3 +116,28 @@ def test_qcfs_gradients():
     assert x.grad.tolist() == [1.0] * 5
     twin = snnzoo.create_model("cifar10_qcfs", neuron="qcfs", time_steps=1)
     assert [m.ste_clip for _, m in twin.lif_layers()] == [False] * 7 + [True]
+
+
+def test_eval_at_other_time_steps_reports_spikes(twin_folder, tmp_path, shared_data):
+    """`snnzoo eval FOLDER -T 2` runs the converted network at T = 2 on real test images and
+    reports its spikes per sample; an ONNX file refuses -T (its T is built into the graph)."""
+    snn = tmp_path / "snn"
+    assert CliRunner().invoke(cli, ["convert", str(twin_folder), "-o", str(snn), "-T", "8"]).exit_code == 0
+    args = ["eval", str(snn), "--dataset", "cifar10", "--data-root", str(shared_data / "cifar10"),
+            "--split", "test", "--exact-only", "--limit", "8", "--format", "json", "--no-progress"]
+    r = CliRunner().invoke(cli, [*args, "-T", "2"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["time_steps"] == 2 and out["n"] == 8
+    net = snnzoo.zoo.pretrained.load_folder(snn, time_steps=2)
+    shapes = []
+    for _, m in net.lif_layers():
+        m.register_forward_hook(lambda mod, i, o: shapes.append(o.shape[2:].numel()))
+    with torch.no_grad():
+        net(images(1, 3))
+    neurons = sum(shapes)  # spikes per sample is at most neurons × T
+    assert 0 < out["spikes_per_sample"] <= neurons * 2
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"")
+    r = CliRunner().invoke(cli, ["eval", str(onnx), *args[2:], "-T", "2"])
+    assert r.exit_code != 0 and "time steps built in" in r.output
