@@ -5,7 +5,10 @@ half of the same real recordings by the torch-free predictor, lies within the ca
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +69,15 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
         assert "does not match" in r.stderr and "refused" in r.stderr
     with pytest.raises(models.IntegrityError, match="refused"):
         Predictor(copy)  # the folder named explicitly
+    # the ONNX path refuses it itself, before importing torch to export (the cache key is the
+    # corrupted file's hash, so no cached export could stand in for the check)
+    code = ("import sys\nfrom pathlib import Path\nfrom snnzoo.runtime import models\n"
+            f"models.bundled_root = lambda: Path({str(root)!r})\n"
+            "try:\n    models.onnx_path(models.resolve(None))\n"
+            "except models.IntegrityError as e:\n    print('refused; torch imported:', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "SNNZOO_CACHE": str(cache)})
+    assert out.stdout.strip() == "refused; torch imported: False", out.stdout + out.stderr[-2000:]
     with pytest.raises(pretrained.IntegrityError, match="refused"):
         snnzoo.create_model(MODEL, pretrained=True)
     with pytest.raises(pretrained.IntegrityError, match="refused"):

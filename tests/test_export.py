@@ -70,6 +70,18 @@ def test_registry_model_exports_and_verifies(name, tmp_path):
     assert len(set(top1.tolist())) >= 3, top1
 
 
+def test_export_at_another_T_describes_that_T(tmp_path):
+    """``export_onnx(net, path, time_steps=3)`` of a T=8 model: the graph, the metadata's time steps
+    and its binning all say 3 (the runtime bins with that spec), and the caller's model keeps T=8."""
+    torch.manual_seed(0)
+    net = snnzoo.create_model("nmnist_compact")
+    path = export_onnx(net, tmp_path / "t3.onnx", time_steps=3)
+    meta = read_metadata(path)
+    assert meta["time_steps"] == 3 and meta["binning"]["n_time_bins"] == 3, meta
+    assert ort.InferenceSession(str(path)).get_inputs()[0].shape[1] == 3
+    assert net.time_steps == 8 and net.config["input"]["binning"]["n_time_bins"] == 8
+
+
 @pytest.fixture(scope="module")
 def nmnist_export(tmp_path_factory):
     torch.manual_seed(0)

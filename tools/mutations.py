@@ -85,7 +85,8 @@ MUTATIONS: list[Mutation] = [
              "N-MNIST .bin timestamp bytes mis-shifted"),
     Mutation("export-stale-bins", "export/onnx.py",
              'binning["n_time_bins"] = time_steps', "pass",
-             (T + "test_export.py",), "export at a new T keeps the old binning in the metadata"),
+             (T + "test_export.py::test_export_at_another_T_describes_that_T",),
+             "export at a new T keeps the old binning in the metadata"),
     Mutation("eval-onnx-time-reversed", "zoo/training/evaluate.py",
              "return self.session.run(None, {self.input_name: inp})[0]",
              "return self.session.run(None, {self.input_name: inp[:, ::-1].copy()})[0]",
@@ -147,7 +148,7 @@ def git_status(path: Path) -> str:
 
 
 def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, list[str], float, str]:
-    """(outcome, failing test ids, seconds, tail of output); outcome: passed | failed | timeout."""
+    """(outcome, failing test ids, seconds, output); outcome: passed | failed | timeout."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *tests]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -157,7 +158,7 @@ def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, list[str], f
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        return "timeout", [], time.perf_counter() - t0, out[-2000:]
+        return "timeout", [], time.perf_counter() - t0, out
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -165,7 +166,13 @@ def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, list[str], f
     failing = [m.group(2) for m in re.finditer(r"^(FAILED|ERROR) (\S+)", out, re.M)]
     outcome = "passed" if proc.returncode == 0 else ("failed" if failing or proc.returncode == 1 else
                                                       f"error (pytest exit {proc.returncode})")
-    return outcome, failing, time.perf_counter() - t0, out[-2000:]
+    return outcome, failing, time.perf_counter() - t0, out
+
+
+def first_error(output: str) -> str:
+    """The first ``E   ...`` line pytest printed (what the first failing test reported)."""
+    line = next((ln[1:].strip() for ln in output.splitlines() if ln.startswith("E ")), "")
+    return (line[:90] + "...") if len(line) > 90 else line
 
 
 def apply(m: Mutation, original: bytes) -> bytes:
@@ -223,7 +230,7 @@ def main() -> int:
         outcome, failing, seconds, tail = run_tests(tests, args.timeout * 3)
         print(f"baseline (no mutation, {len(tests)} test targets): {outcome} in {seconds:.0f} s", flush=True)
         if outcome != "passed":
-            print(tail)
+            print(tail[-3000:])
             return 1
     rows = []
     for m in chosen:
@@ -233,12 +240,13 @@ def main() -> int:
         shown = ", ".join(f.removeprefix("tests/") for f in r["failing"][:4]) + \
             (f" (+{len(r['failing']) - 4})" if len(r["failing"]) > 4 else "")
         rows.append((m.name, m.file, "killed" if killed else r["outcome"].upper(), f"{r['seconds']:.0f}",
-                     "yes" if r["clean"] else "NO", shown or "-"))
+                     "yes" if r["clean"] else "NO", shown or "-",
+                     first_error(r["tail"]).replace("|", "/") or "-"))
         print(f"{m.name}: {rows[-1][2]} ({rows[-1][3]} s; restored: {rows[-1][4]}) {shown}", flush=True)
         if not killed and r["outcome"] not in ("stale",):
-            print(r["tail"])
-    print("\n| mutation | file | result | s | restored | failing tests |")
-    print("|---|---|---|---|---|---|")
+            print(r["tail"][-2000:])
+    print("\n| mutation | file | result | s | restored | failing tests | first failure |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     survivors = [r[0] for r in rows if r[2] != "killed"]
