@@ -108,6 +108,19 @@ class Prediction:
                 "events": self.events}
 
 
+@dataclass
+class WindowPrediction(Prediction):
+    """One window's result (`Predictor.predict_windows`): a :class:`Prediction` of the events in
+    ``[t_start_us, t_end_us)``; no label when the window holds no events."""
+
+    t_start_us: int | None = None
+    t_end_us: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "t_start_us": self.t_start_us, "t_end_us": self.t_end_us,
+                **{k: v for k, v in super().to_dict().items() if k != "file"}}
+
+
 class OrtBackend:
     """ONNX Runtime: binning on the host (numpy), the batch on CPU or through I/O binding on CUDA."""
 
@@ -226,16 +239,29 @@ class Predictor:
                     done, good = [], 0
 
     def predict_windows(self, paths: Iterable[str | os.PathLike], window: int | str,
-                        stride: int | str | None = None) -> Iterator[Any]:
-        """One ``WindowPrediction`` per sliding window of each event file (``window``/``stride``
-        in µs or as ``"300ms"``; stride defaults to the window): semantics, state reset and
-        memory in :mod:`snnzoo.runtime.windows`. Files are streamed in chunks."""
-        from .windows import parse_duration, predict_windows
+                        stride: int | str | None = None) -> Iterator[WindowPrediction]:
+        """One :class:`WindowPrediction` per sliding window of each event file (``window``/``stride``
+        in µs or as ``"300ms"``; stride defaults to the window), in order; a file that fails ends
+        with one row whose ``error`` names the reason (and byte offset). Semantics, state reset
+        and memory in :mod:`snnzoo.runtime.windows`; files are streamed in chunks."""
+        from .windows import parse_duration
 
         if self.info.sensor_size is None:
             raise ValueError(f"{self.info.name} is not an event model; windows need event streams")
         window = parse_duration(window)
-        return predict_windows(self, paths, window, parse_duration(stride) if stride is not None else window)
+        return self._windows(paths, window, parse_duration(stride) if stride is not None else window)
+
+    def _windows(self, paths: Iterable[str | os.PathLike], window: int, stride: int) -> Iterator[WindowPrediction]:
+        from .windows import window_scores
+
+        for path, a, b, n, scores, error in window_scores(self, paths, window, stride, check_sensor):
+            if error is not None:
+                yield WindowPrediction(path, error=_reason(path, error))
+            elif scores is None:
+                yield WindowPrediction(path, t_start_us=a, t_end_us=b)
+            else:
+                r = self._rank(path, scores, n)
+                yield WindowPrediction(r.file, r.label, r.cls, r.score, r.topk, r.events, t_start_us=a, t_end_us=b)
 
     def _load(self, path: str | os.PathLike) -> tuple[Any, int | None]:
         if self.info.image is not None:

@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .events import EVENT_DTYPE
-from .predictor import Prediction
 
 BATCH_EVENTS = 1 << 21  # a batch of windows ends early once it holds this many events
 _UNITS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "min": 60_000_000}
@@ -60,18 +58,6 @@ def parse_duration(text: str | int) -> int:
     if value < 1:
         raise ValueError(f"duration {text!r} must be at least 1 µs")
     return value
-
-
-@dataclass
-class WindowPrediction(Prediction):
-    """One window's result: :class:`Prediction` plus the window ``[t_start_us, t_end_us)``."""
-
-    t_start_us: int | None = None
-    t_end_us: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "t_start_us": self.t_start_us, "t_end_us": self.t_end_us,
-                **{k: v for k, v in super().to_dict().items() if k != "file"}}
 
 
 def iter_windows(chunks: Iterable[np.ndarray], window: int, stride: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -110,34 +96,34 @@ def iter_windows(chunks: Iterable[np.ndarray], window: int, stride: int) -> Iter
         start += stride
 
 
-def _file_windows(predictor, path: str, window: int, stride: int, chunk_events: int) -> Iterator[tuple]:
-    """``("window", path, t_start, t_end, events)`` items of one file, then ``("error", path, reason)``
-    if it fails (after the windows that ended before the failure)."""
-    from .predictor import _reason, check_sensor
+def _file_windows(predictor, path: str, window: int, stride: int, check, chunk_events: int) -> Iterator[tuple]:
+    """``(path, t_start, t_end, events, None)`` for each window of one file, then
+    ``(path, None, None, None, exception)`` if it fails (after the windows that ended before it)."""
     from .readers import EventStream
 
     try:
         stream = EventStream(path, predictor.info.sensor_size, chunk_events)
-        check_sensor(path, stream.sensor, predictor.info.sensor_size)
+        check(path, stream.sensor, predictor.info.sensor_size)
         for a, b, ev in iter_windows(stream, window, stride):
-            yield "window", path, a, b, ev
+            yield path, a, b, ev, None
     except Exception as e:  # each file's failure is its own row, after its good windows
-        yield "error", path, _reason(path, e)
+        yield path, None, None, None, e
 
 
-def predict_windows(predictor, paths: Iterable[str], window: int, stride: int,
-                    chunk_events: int | None = None) -> Iterator[WindowPrediction]:
-    """One :class:`WindowPrediction` per window of each file (module doc), in order; a failing
-    file ends with one row whose ``error`` names the reason (and the byte offset where the
-    readers know it). Batches of windows span files; the next batch is read and binned in a
-    thread while the session runs the current one."""
+def window_scores(predictor, paths: Iterable[str], window: int, stride: int, check,
+                  chunk_events: int | None = None) -> Iterator[tuple]:
+    """``(path, t_start, t_end, events, scores, None)`` per window of each file, in order
+    (``scores`` None for a window without events), or ``(path, None, None, 0, None, exception)``
+    when a file fails. ``predictor`` is a `Predictor` (its model info, backend and batch size);
+    ``check(path, sensor, model_sensor)`` refuses a stream of another sensor. Batches of windows
+    span files; the next batch is read and binned in a thread while the session runs this one."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .binning import bin_batch
     from .readers import CHUNK_EVENTS
 
     spec, sensor = predictor.info.binning, predictor.info.sensor_size
-    items = (item for p in paths for item in _file_windows(predictor, str(p), window, stride,
+    items = (item for p in paths for item in _file_windows(predictor, str(p), window, stride, check,
                                                            chunk_events or CHUNK_EVENTS))
 
     def next_batch() -> tuple[list[tuple], Any]:
@@ -145,13 +131,13 @@ def predict_windows(predictor, paths: Iterable[str], window: int, stride: int,
         full = n_events = 0
         for item in items:
             batch.append(item)
-            if item[0] == "error":
+            if item[4] is not None:
                 break
-            full += len(item[4]) > 0
-            n_events += len(item[4])
+            full += len(item[3]) > 0
+            n_events += len(item[3])
             if full == predictor.batch_size or n_events >= BATCH_EVENTS:
                 break
-        streams = [it[4] for it in batch if it[0] == "window" and len(it[4])]
+        streams = [it[3] for it in batch if it[4] is None and len(it[3])]
         if not streams or not predictor.backend.bins_on_host:
             return batch, streams
         return batch, bin_batch(streams, sensor, n_time_bins=spec.get("n_time_bins"),
@@ -170,14 +156,11 @@ def predict_windows(predictor, paths: Iterable[str], window: int, stride: int,
                 scores = (predictor.backend.scores(inputs) if predictor.backend.bins_on_host
                           else predictor.backend.scores_events(inputs))
             i = 0
-            for item in batch:
-                if item[0] == "error":
-                    yield WindowPrediction(item[1], error=item[2])
-                    continue
-                _, path, a, b, ev = item
-                if len(ev) == 0:
-                    yield WindowPrediction(path, t_start_us=a, t_end_us=b)
-                    continue
-                r = predictor._rank(path, scores[i], len(ev))
-                i += 1
-                yield WindowPrediction(r.file, r.label, r.cls, r.score, r.topk, r.events, t_start_us=a, t_end_us=b)
+            for path, a, b, ev, error in batch:
+                if error is not None:
+                    yield path, None, None, 0, None, error
+                elif len(ev) == 0:
+                    yield path, a, b, 0, None, None
+                else:
+                    yield path, a, b, len(ev), scores[i], None
+                    i += 1
