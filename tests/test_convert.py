@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -141,3 +143,19 @@ def test_eval_at_other_time_steps_reports_spikes(twin_folder, tmp_path, shared_d
     onnx.write_bytes(b"")
     r = CliRunner().invoke(cli, ["eval", str(onnx), *args[2:], "-T", "2"])
     assert r.exit_code != 0 and "time steps built in" in r.output
+
+
+def test_step_sweep_is_the_model_at_smaller_T(twin_folder):
+    """The first t steps of a T = 8 run are the run at T = t (image models): scores and spikes."""
+    from snnzoo.zoo.training.evaluate import TorchRunner
+
+    x = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
+    full = TorchRunner(convert_qcfs(twin_folder, 8), torch.device("cpu"), "T=8")
+    full(x)
+    sweep = full.step_scores([1, 2, 4, 8])
+    for t in (1, 2, 4, 8):
+        alone = TorchRunner(convert_qcfs(twin_folder, t), torch.device("cpu"), f"T={t}")
+        scores = alone(x)
+        np.testing.assert_array_equal(sweep[t], scores)
+        assert full.spikes_per_sample(t) == pytest.approx(alone.spikes_per_sample(), rel=1e-12)
+    assert full.spikes_per_sample(1) < full.spikes_per_sample(8)

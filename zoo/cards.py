@@ -194,6 +194,16 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
                        f"{'—' if sps is None else f'{sps:,.0f}'} |")
         out += ["", "Spikes per sample: mean firing rate × neurons × T, all spiking layers together "
                 "(`spikes_per_sample` of `snnzoo eval`).", ""]
+        for entry, r in evaluations:
+            if r.get("by_time_steps"):
+                _, ds_name, split = _eval_names(cfg, entry, r)
+                out += [f"Accuracy against latency on {ds_name}" + (f" ({split})" if split else "")
+                        + f", n = {r['n']}: the same run read after its first T steps, which for an image "
+                        "model is exactly the model at that T (`snnzoo eval --steps-sweep`).", "",
+                        "| T | top-1 accuracy | 95 % CI | spikes per sample |", "|---|---|---|---|"]
+                out += [f"| {b['time_steps']} | {_pct(b['accuracy'])} | {_pct(b['ci95'][0])} – {_pct(b['ci95'][1])} "
+                        f"| {b['spikes_per_sample']:,.0f} |" for b in r["by_time_steps"]]
+                out.append("")
     elif evaluations:
         out += ["| evaluation set | split | n | top-1 accuracy | 95 % CI |", "|---|---|---|---|---|"]
         for entry, r in evaluations:

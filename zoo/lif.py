@@ -94,9 +94,9 @@ class LIF(nn.Module):
             raise ValueError(f"decay k must be in [0, 1], got {k}")
         self.k, self.v_th, self.surrogate, self.width = float(k), float(v_th), surrogate, width
         self.reset, self.u0 = reset, float(u0)
-        self.record_rate = False  # when set, forward records the mean rate and the spikes per sample
+        self.record_rate = False  # when set, forward records the mean rate and the spikes per sample and step
         self.rate: torch.Tensor | None = None
-        self.spikes_per_sample: torch.Tensor | None = None
+        self.spikes_per_step: torch.Tensor | None = None
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         if inp.dtype in (torch.bfloat16, torch.float16):
@@ -113,7 +113,7 @@ class LIF(nn.Module):
             out = torch.stack(spikes)
         if self.record_rate:
             self.rate = out.detach().float().mean()
-            self.spikes_per_sample = out.detach().float().sum() / out.shape[1]
+            self.spikes_per_step = out.detach().float().flatten(2).sum(dim=(1, 2)) / out.shape[1]
         return out
 
     def initial_u(self, like: torch.Tensor) -> torch.Tensor:

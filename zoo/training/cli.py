@@ -83,10 +83,14 @@ def train_command(config_or_model: str, data_root: str, dataset: str | None, epo
 @click.option("--device", default="auto", show_default=True)
 @click.option("-T", "--time-steps", type=click.IntRange(min=1), default=None,
               help="Run the model at this many time steps (default: its own T; not for .onnx files).")
+@click.option("--steps-sweep", default="", metavar="T1,T2,...",
+              help="Image models: also report accuracy and spikes after the first t steps of the run, for "
+                   "each t (exactly the model at T = t; e.g. 1,2,4).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars (stderr).")
 def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str, batch_size: int, limit: int,
-                 device: str, plot: str | None, progress: bool, exact_only: bool, time_steps: int | None) -> None:
+                 device: str, plot: str | None, progress: bool, exact_only: bool, time_steps: int | None,
+                 steps_sweep: str) -> None:
     """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
     of MODEL — a registry name (pretrained weights), a checkpoint folder or an .onnx file."""
     from .evaluate import evaluate, format_text
@@ -96,8 +100,12 @@ def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str,
             raise NotADirectoryError(f"{data_root}: data root not found")
         if batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
+        try:
+            sweep = [int(t) for t in steps_sweep.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"--steps-sweep {steps_sweep!r}: expected comma-separated integers, e.g. 1,2,4") from None
         result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress, exact_only,
-                          time_steps)
+                          time_steps, sweep)
     except USER_ERRORS as e:
         _fail(e)
     if plot:

@@ -16,15 +16,21 @@ ONNX_NO_RATES = "not available for ONNX models (the graph exposes only class sco
 
 
 class TorchRunner:
-    """A zoo model; also records each LIF layer's mean firing rate over the samples seen."""
+    """A zoo model; also records each LIF layer's mean firing rate and the spikes per step over the
+    samples seen, and the voting layer's scores after each step (:meth:`step_scores`)."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, source: str) -> None:
         self.model, self.device, self.source = model.to(device).eval(), device, source
         self.config = model.config
         self.lifs = model.lif_layers()
         self.rate_sums = {name: 0.0 for name, _ in self.lifs}
-        self.spike_sum = 0.0
+        self.spike_sums: torch.Tensor | None = None  # [T]: spikes per step, all layers, summed over samples
         self.seen = 0
+        self.votes: torch.Tensor | None = None
+        model.voting.register_forward_hook(self._keep_votes)
+
+    def _keep_votes(self, module: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+        self.votes = args[0].detach()
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> np.ndarray:
@@ -34,22 +40,35 @@ class TorchRunner:
             scores = self.model(to_input(x, self.config["input"], self.device))
             for name, m in self.lifs:
                 self.rate_sums[name] += float(m.rate) * len(x)
-                if getattr(m, "spikes_per_sample", None) is not None:
-                    self.spike_sum += float(m.spikes_per_sample) * len(x)
+                per_step = getattr(m, "spikes_per_step", None)
+                if per_step is not None:
+                    add = per_step.cpu().double() * len(x)
+                    self.spike_sums = add if self.spike_sums is None else self.spike_sums + add
         finally:
             for _, m in self.lifs:
                 m.record_rate, m.rate = False, None
-                if hasattr(m, "spikes_per_sample"):
-                    m.spikes_per_sample = None
+                if hasattr(m, "spikes_per_step"):
+                    m.spikes_per_step = None
         self.seen += len(x)
         return scores.float().cpu().numpy()
+
+    def step_scores(self, steps: list[int]) -> dict[int, np.ndarray]:
+        """Class scores of the last batch as if the network had run only its first ``t`` steps, for
+        each ``t`` in ``steps``. Exact for encoding-layer (image) models: the recursion is causal and
+        the input is the same at every step, so the first t steps of a T-step run are the t-step run."""
+        votes = self.votes.float()
+        group = (votes.shape[1], self.model.voting.num_classes, self.model.voting.neurons_per_class)
+        return {t: votes[:t].mean(0).reshape(group).mean(2).cpu().numpy() for t in steps}
 
     def firing_rates(self) -> dict[str, float]:
         return {name: s / max(self.seen, 1) for name, s in self.rate_sums.items()}
 
-    def spikes_per_sample(self) -> float | None:
-        """Mean spikes a sample causes over T steps, all spiking layers summed (None for an ANN twin)."""
-        return self.spike_sum / max(self.seen, 1) if getattr(self.model, "neuron", "lif") == "lif" else None
+    def spikes_per_sample(self, steps: int | None = None) -> float | None:
+        """Mean spikes a sample causes over the first ``steps`` steps (all of them by default), all
+        spiking layers summed (None for an ANN twin)."""
+        if getattr(self.model, "neuron", "lif") != "lif" or self.spike_sums is None:
+            return None
+        return float(self.spike_sums[:steps].sum()) / max(self.seen, 1)
 
 
 class OnnxRunner:
@@ -76,7 +95,7 @@ class OnnxRunner:
     def firing_rates(self) -> None:
         return None
 
-    def spikes_per_sample(self) -> None:
+    def spikes_per_sample(self, steps: int | None = None) -> None:
         return None
 
 
@@ -132,15 +151,25 @@ def exact_indices(ds: Any, dataset: str, split: str) -> np.ndarray:
 
 def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test", batch_size: int = 64,
              limit: int = 0, device: str = "auto", progress: bool = True, exact_only: bool = False,
-             time_steps: int | None = None) -> dict[str, Any]:
+             time_steps: int | None = None, prefix_steps: list[int] | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset``/``split``; ``exact_only`` keeps only the samples the dataset
     flags ``exact`` (CIFAR-10: lossless pixels); ``limit`` > 0 then takes a seeded (seed 0) random
     subset of that many; ``time_steps`` runs the model at that T. Returns the result dict printed by
     ``snnzoo eval``; ``spikes_per_sample`` is the mean number of spikes one sample causes over the T
-    steps in all spiking layers together (mean firing rate × neurons × T)."""
+    steps in all spiking layers together (mean firing rate × neurons × T). ``prefix_steps`` (image
+    models) adds ``by_time_steps``: accuracy and spikes after only the first t steps of the same run,
+    which for an encoding-layer model is exactly the model run at T = t (:meth:`TorchRunner.step_scores`)."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     runner = load_runner(model, dev, time_steps)
+    prefix = sorted(set(prefix_steps or []))
+    if prefix:
+        if not isinstance(runner, TorchRunner) or runner.config["input"]["kind"] != "image":
+            raise ValueError(f"{model}: accuracy by time steps needs a torch image model (an event model's "
+                             "frames depend on T, an ONNX graph exposes only its final scores)")
+        steps = runner.config["model"]["time_steps"]
+        if prefix[0] < 1 or prefix[-1] > steps:
+            raise ValueError(f"{model}: time steps for the sweep must lie in 1..{steps} (the run's T)")
     ds = open_dataset(dataset, data_root, split)
     pool = exact_indices(ds, dataset, split) if exact_only else np.arange(len(ds))
     idx = pool[subset_indices(len(pool), limit, 0)]
@@ -149,10 +178,13 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
     if len(frames.classes) != len(classes):
         raise ValueError(f"{dataset} has {len(frames.classes)} classes but the model predicts {len(classes)}")
     preds = np.empty(len(frames), np.int64)
+    prefix_preds = {t: np.empty(len(frames), np.int64) for t in prefix}
     with tqdm(total=len(frames), desc="evaluating", unit="sample", disable=not progress, leave=False) as bar:
         for start in range(0, len(frames), batch_size):
             scores = runner(frames.x[start:start + batch_size])
             preds[start:start + len(scores)] = scores.argmax(1)
+            for t, s in (runner.step_scores(prefix).items() if prefix else ()):
+                prefix_preds[t][start:start + len(s)] = s.argmax(1)
             bar.update(len(scores))
     y = frames.y.numpy()
     cm = confusion_matrix(y, preds, len(classes))
@@ -165,6 +197,11 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
               "per_class": per_class, "per_class_n": {c: int(cm[i].sum()) for i, c in enumerate(classes)},
               "confusion": cm.tolist(), "firing_rates": rates, "spikes_per_sample": runner.spikes_per_sample(),
               "time_steps": runner.config["model"]["time_steps"] if "model" in runner.config else None}
+    if prefix:
+        result["by_time_steps"] = [
+            {"time_steps": t, "correct": int((p == y).sum()), "accuracy": float((p == y).mean()),
+             "ci95": list(wilson_interval(int((p == y).sum()), n)), "spikes_per_sample": runner.spikes_per_sample(t)}
+            for t, p in prefix_preds.items()]
     if rates is None:
         result["firing_rates_note"] = ONNX_NO_RATES
     else:  # one LIF per weight layer, in the order of the arch notation (pooling has none)
@@ -195,6 +232,10 @@ def format_text(r: dict[str, Any]) -> str:
         lines.append(f"  {c:>{width}}" + "".join(f"{v:>{cw}d}" for v in row))
     if r.get("spikes_per_sample") is not None:
         lines += ["", f"spikes per sample: {r['spikes_per_sample']:.0f} over T = {r['time_steps']} steps"]
+    if r.get("by_time_steps"):
+        lines += ["", "after the first t steps of the same run (= the model at T = t):"]
+        lines += [f"  T = {b['time_steps']:3d}: {100 * b['accuracy']:6.2f} %  ({b['correct']}/{r['n']}), "
+                  f"{b['spikes_per_sample']:.0f} spikes per sample" for b in r["by_time_steps"]]
     lines += ["", "mean firing rate per LIF layer:"]
     if r["firing_rates"] is None:
         lines.append(f"  {r['firing_rates_note']}")
