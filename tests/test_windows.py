@@ -276,3 +276,14 @@ def test_info_histogram_accumulates_chunks_exactly(shared_data, tmp_path):
     two = CliRunner().invoke(cli, ["info", str(path), str(SAMPLE_NPY), "--histogram", str(tmp_path / "pngs")])
     assert two.exit_code == 0 and (tmp_path / "pngs" / f"{SAMPLE_NPY.name}.png").is_file()
     assert CliRunner().invoke(cli, ["info", str(path), str(SAMPLE_NPY), "--histogram", str(png)]).exit_code == 2
+
+
+def test_torch_backend_gives_the_same_windows(default_predictor):
+    """The torch backend bins each batch of windows on its device: same rows as ONNX Runtime."""
+    pytest.importorskip("torch")
+    ort = list(default_predictor.predict_windows([SAMPLE_NPY], "100ms", "40ms"))
+    torch_rows = list(Predictor(backend="torch", batch_size=4).predict_windows([SAMPLE_NPY], "100ms", "40ms"))
+    assert len(ort) == len(torch_rows) >= 6
+    for a, b in zip(ort, torch_rows):
+        assert (a.t_start_us, a.t_end_us, a.events, a.label) == (b.t_start_us, b.t_end_us, b.events, b.label)
+        assert a.score == pytest.approx(b.score, abs=1e-5)
