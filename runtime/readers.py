@@ -210,7 +210,7 @@ def _chunks_5byte(path: Path, per_chunk: int) -> Iterator[Chunk]:
     overflows = 0
     for pos, data in _blocks(path, 0, 5, per_chunk, "5-byte events", "bytes"):
         raw = np.frombuffer(data, np.uint8).reshape(-1, 5).astype(np.int64)
-        t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 7) | raw[:, 4]
+        t = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
         offsets = pos + 5 * np.arange(len(raw), dtype=np.int64)
         overflow = raw[:, 1] == _OVERFLOW_Y
         t += overflows * _OVERFLOW_DT
@@ -603,6 +603,14 @@ def _at(offsets: np.ndarray, i: int) -> str:
     return f" (byte offset {offsets[i]})" if i < len(offsets) and offsets[i] >= 0 else ""
 
 
+def concat_events(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate `EVENT_DTYPE` arrays as bytes (numpy copies a packed structured dtype field by
+    field, about 30× slower); other arrays through ``np.concatenate``."""
+    if all(p.dtype == EVENT_DTYPE and p.flags.c_contiguous for p in parts):
+        return np.concatenate([p.view(np.uint8) for p in parts]).view(EVENT_DTYPE)
+    return np.concatenate(parts)
+
+
 def read_events(path: str | Path, sensor_size: Sensor | None = None) -> tuple[np.ndarray, Sensor, str]:
     """Read and validate one event file → ``(events EVENT_DTYPE, (W, H, P), format_name)``.
 
@@ -611,7 +619,7 @@ def read_events(path: str | Path, sensor_size: Sensor | None = None) -> tuple[np
     events chunk by chunk.
     """
     stream = EventStream(path, sensor_size)
-    events = np.concatenate(list(stream))
+    events = concat_events(list(stream))
     return events, stream.sensor, stream.format
 
 

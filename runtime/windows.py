@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .events import EVENT_DTYPE
+from .readers import concat_events
 
 BATCH_EVENTS = 1 << 21  # a batch of windows ends early once it holds this many events
 _UNITS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "min": 60_000_000}
@@ -76,7 +77,7 @@ def iter_windows(chunks: Iterable[np.ndarray], window: int, stride: int) -> Iter
             continue
         if start is None:
             start = int(chunk["t"][0])
-        buf = np.concatenate([buf, chunk]) if len(buf) else chunk
+        buf = concat_events([buf, chunk]) if len(buf) else chunk
         t = buf["t"]
         t_last = int(t[-1])
         while start + window <= t_last:
