@@ -12,6 +12,8 @@ full config — ``name``, ``model`` kwargs, input spec, classes — plus ``train
 """
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import random
@@ -80,7 +82,8 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
 
 
 def export_folder(model: nn.Module, folder: str | Path, extra: dict[str, Any]) -> None:
-    """Write ``model.safetensors`` (floats as fp16) and ``config.json`` (``model.config`` + ``extra``)."""
+    """Write ``model.safetensors`` (floats as fp16) and ``config.json`` (``model.config`` + ``extra``,
+    with ``weights = {file, sha256}`` of the file just written)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -88,7 +91,9 @@ def export_folder(model: nn.Module, folder: str | Path, extra: dict[str, Any]) -
     tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
                for k, v in model.state_dict().items()}
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
-    cfg = {**model.config, **extra}
+    # the folder records its own file's sha256, so every later load is checked against it
+    own = {"file": WEIGHTS_NAME, "sha256": hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()}
+    cfg = {**model.config, **extra, "weights": own}
     atomic_write_text(folder / CONFIG_NAME, json.dumps(cfg, indent=2) + "\n")
 
 
