@@ -103,7 +103,7 @@ def main() -> None:
     if args.address:
         ray.init(address=args.address, logging_level="WARNING")
     else:
-        ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
+        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
     cluster_start = time.perf_counter() - t0
 
     b = args.batch_size

@@ -113,7 +113,8 @@ class _Writer:
               help="ray: a Ray cluster's actors read and predict the files (snnzoo.runtime.ray_engine; "
                    "pip install 'snnzoo[ray]'); rows come in arrival order.")
 @click.option("--address", default=None, metavar="ADDR",
-              help="--engine ray: the cluster (auto: the one `ray start` runs here) [default: a new local one].")
+              help="--engine ray: the cluster (auto: the one `ray start` runs here; local: a new one) "
+                   "[default: $RAY_ADDRESS, else the one `ray start` runs here, else a new local one].")
 @click.option("--num-workers", type=click.IntRange(min=1), default=None,
               help="--engine ray: actors, one CPU each [default: the cluster's CPUs].")
 @click.option("--output", "-o", default=None, metavar="DIR|FILE.jsonl",

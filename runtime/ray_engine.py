@@ -102,8 +102,8 @@ class RayPredictor:
         model: as for ``Predictor`` (``None``: the bundled default); resolved to its ONNX file here,
             on the driver, and shipped to the actors (the workers need no model files of their own).
         address: the cluster (``"auto"``: the one ``ray start`` runs on this machine; ``None``:
-            Ray's default, a new local instance unless ``RAY_ADDRESS`` is set). Ignored when this
-            process is already connected (``ray.is_initialized()``).
+            Ray's default: ``$RAY_ADDRESS``, else that one, else a new local instance; ``"local"``:
+            always a new one). Ignored when this process is already connected (``ray.is_initialized()``).
         num_workers: actors, one CPU (and ``threads`` ORT threads) each [default: the cluster's CPUs].
         batch_size: paths per actor call, and samples per ONNX Runtime call.
         top_k, device: as for ``Predictor``; ``device="cuda"`` gives each actor one GPU.
