@@ -152,7 +152,9 @@ class RayPredictor:
         try:
             done = sink.done() if sink else set()
             if isinstance(paths, ray.data.Dataset):
-                ds = paths.filter(lambda r: r["file"] not in done) if done else paths
+                col = "file" if "file" in paths.columns() else "path"
+                # num_cpus=0: the actors may hold every CPU, and this filter must still run
+                ds = paths.filter(lambda r: r[col] not in done, num_cpus=0) if done else paths
                 self.skipped = len(done)
             else:
                 files = [os.fspath(p) for p in paths]

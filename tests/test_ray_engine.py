@@ -164,6 +164,25 @@ def test_resume_skips_the_files_already_written(ray_cluster, recordings, bad_fil
     assert all(r == local_rows[r["file"]] for r in written)
 
 
+def test_a_dataset_of_paths(ray_cluster, recordings, bad_files, local_rows, tmp_path):
+    """A Ray Dataset with a ``path`` column (as ``read_binary_files(include_paths=True)`` names
+    it), written with resume: the filter of done paths runs beside a full actor pool."""
+    import ray
+
+    from snnzoo.runtime.ray_engine import RayPredictor, to_row
+
+    files = mixed(recordings[:30], bad_files)
+    engine = RayPredictor(num_workers=2, batch_size=8, top_k=3)
+    out = tmp_path / "from_dataset.jsonl"
+    with deadline(120):
+        list(engine.predict_files(ray.data.from_items([{"path": f} for f in files[:12]]), output=out))
+        new = [to_row(p) for p in engine.predict_files(ray.data.from_items([{"path": f} for f in files]), output=out)]
+    assert sorted(r["file"] for r in new) == sorted(files[12:])
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["file"] for r in written) == sorted(files)
+    assert all(r == local_rows[r["file"]] for r in written)
+
+
 def test_cli_on_a_running_cluster(ray_cluster, recordings, bad_files, local_rows, tmp_path):
     """What a user runs after `ray start --head`: a separate driver process joins the cluster."""
     out = tmp_path / "cli.jsonl"
