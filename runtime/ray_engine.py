@@ -9,8 +9,8 @@ A row is ``Prediction.to_dict()`` plus ``error``: ``file, label, class, score, t
 error`` (:data:`ROW_FIELDS`); a file that cannot be read or is not the model's input is a row with
 ``error`` set, never a failed job. Ray Data runs pool actors with ``max_restarts=-1`` and
 ``max_task_retries=-1`` (its defaults): a task whose actor process dies is resubmitted to the
-restarted actor, and a dead actor's partial batch never reaches the driver, so every path still
-gets exactly one row.
+restarted actor, and every path still gets exactly one row (``tests/test_ray_engine.py`` kills
+an actor process mid-run and checks).
 
 Outputs are resumable: a folder is a Parquet dataset (``part-*.parquet``, each written to a
 temporary name and renamed, so a killed run leaves only whole parts); a ``.jsonl``/``.json`` file
