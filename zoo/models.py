@@ -136,7 +136,9 @@ def cifar10_compact(**kw: Any) -> SpikingNet:
 # ---- converted from a QCFS-trained ANN twin (zoo/qcfs.py) -----------------------------------
 _cifar10_qcfs = _cfg("32C3(enc)-64C3-AP2-64C3-256C3-AP2-256C3-256C3-AP2-256C3-AP2-Voting", "cifar10",
                      _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
-                     bn=True, neunorm=False, k=1.0, v_th=1.0, reset="subtract", u0=0.5)
+                     bn=True, neunorm=False, k=1.0, v_th=1.0, reset="subtract", u0=0.5,
+                     weights={"file": "cifar10_qcfs/model.safetensors",
+                              "sha256": "9a6ff96df206f7534c36dc10299aa54720889abf3d38fb1cd2a57c2a499fc302"})
 
 
 @register_model(_cifar10_qcfs)
