@@ -110,6 +110,13 @@ def describe_image(path: str | os.PathLike) -> str | None:
         return None
 
 
+def image_not_events(path: str | os.PathLike, hint: str) -> EventFileError | None:
+    """For an event reader's failure on ``path``: ``PATH: a PNG image (…), not an event file<hint>``
+    when Pillow recognises it as an image, else None (the reader's own error stands)."""
+    image = describe_image(path)
+    return None if image is None else EventFileError(path, f"{image}, not an event file{hint}")
+
+
 def load_image(path: str | os.PathLike, spec: ImageSpec, model: str = "the model",
                resize: bool = False) -> np.ndarray:
     """Decode, check or resize and normalise one image file → float32 ``[C, H, W]`` (module doc)."""

@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from .errors import EventFileError
-from .images import describe_image
+from .images import image_not_events
 from .readers import EventStream
 
 HISTOGRAM_BINS = 2048  # at most this many time bins; their width doubles as a file turns out longer
@@ -64,11 +64,10 @@ def scan_events(path: str | Path) -> EventSummary:
         for chunk in stream:
             summary.add(chunk)
     except EventFileError:
-        image = describe_image(path)
-        if image is None:
+        error = image_not_events(path, " (images are classified by `snnzoo predict --model <image model>`)")
+        if error is None:
             raise
-        raise EventFileError(path, f"{image}, not an event file (images are classified by "
-                                   "`snnzoo predict --model <image model>`)") from None
+        raise error from None
     summary.sensor = stream.sensor
     return summary
 

@@ -22,7 +22,7 @@ import numpy as np
 from .binning import bin_from_spec
 from .errors import EventFileError
 from .events import validate_events
-from .images import ImageSpec, describe_image, load_image
+from .images import ImageSpec, image_not_events, load_image
 from .models import ModelError, ModelRef, onnx_path, resolve
 from .readers import read_events
 
@@ -269,11 +269,10 @@ class Predictor:
         try:
             events, sensor, _ = read_events(path, sensor_size=self.info.sensor_size)
         except EventFileError:
-            image = describe_image(path)
-            if image is None:
+            error = image_not_events(path, f"; {self.info.name} takes event streams")
+            if error is None:
                 raise
-            raise EventFileError(path, f"{image}, not an event file; {self.info.name} takes "
-                                       "event streams") from None
+            raise error from None
         check_sensor(os.fspath(path), sensor, self.info.sensor_size)
         return (self.bin(events) if self.backend.bins_on_host else events), len(events)
 
