@@ -147,3 +147,15 @@ def cifar10_qcfs(**kw: Any) -> SpikingNet:
     twin (``neuron="qcfs", time_steps=1``): 32C3(enc)-64C3-AP2-64C3-256C3-AP2-256C3-256C3-AP2-256C3-AP2-Voting
     with BN (2.07 M params, 4.1 MB fp16)."""
     return _build("cifar10_qcfs", _cifar10_qcfs, kw)
+
+
+_cifar10_qcfs_vgg = _cfg("64C3(enc)-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-512C3-AP2-Voting", "cifar10",
+                         _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
+                         bn=True, neunorm=False, k=1.0, v_th=1.0, reset="subtract", u0=0.5)
+
+
+@register_model(_cifar10_qcfs_vgg)
+def cifar10_qcfs_vgg(**kw: Any) -> SpikingNet:
+    """CIFAR-10 IF network (soft reset, ``u0 = V_th/2``), T=8, converted from its QCFS-trained ANN
+    twin: the VGG-style 64C3(enc)-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-512C3-AP2-Voting with BN."""
+    return _build("cifar10_qcfs_vgg", _cifar10_qcfs_vgg, kw)

@@ -54,6 +54,8 @@ class Trainer:
             raise ValueError(f"--amp {t['amp']} runs on CUDA or CPU; this run is on {self.device}")
         if t["threads"] > 0:
             torch.set_num_threads(t["threads"])
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time its algorithms once
         self.ckpt_path = self.out / CKPT_NAME
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.history: list[dict[str, Any]] = []

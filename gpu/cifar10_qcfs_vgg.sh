@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# One device call (issue 13): train the two QCFS twins of `cifar10_qcfs_vgg` side by side on one
+# GPU (8 and 4 quantisation levels, configs/cifar10_qcfs_vgg{,_l4}_ann.toml), convert both to IF
+# networks at T = 8, score them on the held-out validation split (the selection rule) and on the
+# test set, and bring back in $OUT both networks' weights and records. gpu/README.md has the call.
+#
+#   bash gpu/cifar10_qcfs_vgg.sh                          # on the GPU machine
+#   SMOKE=1 OUT=/tmp/smoke bash gpu/cifar10_qcfs_vgg.sh   # the same steps on the CPU, 1,000 images
+#
+# Everything runs before DEADLINE = start + BUDGET_S:
+#   1. probe: epoch 1 of both twins at once (train.time_limit_s=0.001 ends each after one epoch);
+#   2. fit:   from epoch 1's throughput (both running), E = 1 + the epochs that fit before
+#             DEADLINE - RESERVE_S (at most the configs' 60); resume both to E, with
+#             train.time_limit_s as a guard (a slow epoch ends a run early, its weights kept);
+#   3. post:  per twin, `snnzoo convert -T 8`, validation accuracy at T = 1, 2, 4, 8
+#             (gpu/qcfs_val.py), `snnzoo eval` of the spiking net on all test images (with the
+#             T sweep) and on the 1,000 exact ones, and of the twin itself.
+# Files in $OUT: l8.safetensors l4.safetensors (the spiking nets' fp16 weights), l8.tar l4.tar
+# (configs, metrics, curves, eval and val JSON), summary.json, run.log.
+set -uo pipefail
+T0=$(date +%s.%N)
+cd "$(dirname "$0")/.."
+: "${OUT:?OUT must name the output folder}"
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/run.log") 2>&1
+TEE=$!
+
+DATA=${DATA:-.data/cifar10}
+WORK=${WORK:-$(mktemp -d)}
+PY=${PYTHON:-python3}
+RUNS=(l8 l4)
+declare -A CONFIG=([l8]=configs/cifar10_qcfs_vgg_ann.toml [l4]=configs/cifar10_qcfs_vgg_l4_ann.toml)
+if [[ ${SMOKE:-0} == 1 ]]; then
+    DEVICE=cpu BUDGET_S=${BUDGET_S:-600} RESERVE_S=${RESERVE_S:-200} THREADS=1
+    EXTRA=(--set data.limit=1000 --set data.val_fraction=0.1 --set train.log_every=1)
+    EVAL_EXTRA=(--limit 100)
+else
+    DEVICE=cuda BUDGET_S=${BUDGET_S:-530} RESERVE_S=${RESERVE_S:-100} THREADS=6
+    EXTRA=() EVAL_EXTRA=()
+fi
+DEADLINE=$("$PY" -c "print($T0 + $BUDGET_S)")
+now() { "$PY" -c "import time; print(f'{time.time() - $T0:.1f}')"; }
+log() { echo "[cifar10_qcfs_vgg $(now) s] $*"; }
+
+# snnzoo from this tree, without installing anything: the repo root is the package `snnzoo`.
+PKG=$(mktemp -d)
+ln -s "$PWD" "$PKG/snnzoo"
+export PYTHONPATH=$PKG${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+"$PY" - "$WORK/env.json" <<'PYEOF' || exit 1
+import json, platform, sys, torch, snnzoo
+env = {"python": platform.python_version(), "torch": torch.__version__, "snnzoo": snnzoo.__version__,
+       "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+open(sys.argv[1], "w").write(json.dumps(env))
+print(env, "snnzoo from", snnzoo.__file__)
+PYEOF
+[[ -f $DATA/cifar10_jpeg_q75.tar.gz ]] || { log "error: $DATA: no CIFAR-10 (run gpu/prepare_data.sh and carry .data)"; exit 1; }
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>/dev/null
+
+train() {  # train RUN PHASE ARGS...: one twin, logged to $WORK/RUN.PHASE.log
+    local run=$1 phase=$2; shift 2
+    local limit=0.001
+    [[ $phase == fit ]] && limit=$("$PY" -c "import time; print(max(round($DEADLINE - time.time() - $RESERVE_S - 5), 1))")
+    "$PY" -m snnzoo train "${CONFIG[$run]}" --data-root "$DATA" --out "$WORK/$run" --device "$DEVICE" \
+        --threads "$THREADS" --no-progress --set train.ckpt_every=1000000 --set "train.time_limit_s=$limit" \
+        "${EXTRA[@]}" "$@" > "$WORK/$run.$phase.log" 2>&1
+    local rc=$?
+    tail -n 3 "$WORK/$run.$phase.log" | sed "s/^/  [$run $phase] /"
+    return $rc
+}
+
+log "phase 1: epoch 1 of both twins on $DEVICE"
+P1_START=$(now)
+pids=()
+for r in "${RUNS[@]}"; do train "$r" probe & pids+=($!); done
+wait "${pids[@]}"  # (a bare `wait` would also wait for the never-ending tee above)
+P1_WALL=$("$PY" -c "print($(now) - $P1_START)")
+for r in "${RUNS[@]}"; do
+    [[ -f $WORK/$r/last.ckpt ]] || { log "error: phase 1 of $r failed"; cat "$WORK/$r.probe.log"; }
+done
+
+read -r EPOCHS FIT_NOTE < <("$PY" - "$P1_WALL" "$DEADLINE" "$RESERVE_S" "$WORK/l8/metrics.jsonl" "$WORK/l4/metrics.jsonl" <<'PYEOF'
+import json, statistics, sys, time
+p1_wall, deadline, reserve = map(float, sys.argv[1:4])
+fits = []
+for path in sys.argv[4:]:
+    try:
+        recs = [json.loads(line) for line in open(path)]
+    except OSError:
+        continue
+    cfg = next(r for r in recs if r["kind"] == "config")
+    ceiling, n_train = cfg["config"]["train"]["epochs"], cfg["data"]["n_train"]
+    epoch = [r for r in recs if r["kind"] == "epoch"][-1]
+    rates = [r["samples_per_s"] for r in recs if r["kind"] == "train"][2:]  # the first ones hold cuDNN's timing
+    rate = statistics.median(rates) if rates else n_train / epoch["time_s"]
+    stop = [r for r in recs if r["kind"] == "stop"]
+    last = stop[-1]["last_epoch_s"] if stop else epoch["time_s"]
+    epoch_s = 1.05 * (n_train / rate + max(last - epoch["time_s"], 0.0)) + 1.0  # + validation, checkpoint, 5 %
+    overhead = max(p1_wall - last, 0.0)  # process start, data, export: paid again by phase 2
+    left = deadline - time.time() - reserve
+    fits.append((max(1, min(ceiling, 1 + int((left - overhead) // epoch_s))), rate, epoch_s, overhead))
+e, rate, epoch_s, overhead = min(fits) if fits else (1, 0.0, 0.0, 0.0)
+print(e, f"{rate:.0f}_samples/s_per_run,_epoch~{epoch_s:.1f}s,_phase-2_start~{overhead:.0f}s")
+PYEOF
+)
+EPOCHS=${EPOCHS:-1} FIT_NOTE=${FIT_NOTE:-no_fit}
+log "fit: $EPOCHS epochs (${FIT_NOTE//_/ })"
+P2_START=$(now)
+if [[ $EPOCHS -gt 1 ]]; then
+    log "phase 2: both twins resume to epoch $EPOCHS"
+    pids=()
+    for r in "${RUNS[@]}"; do
+        [[ -f $WORK/$r/last.ckpt ]] || continue
+        { train "$r" fit --resume --epochs "$EPOCHS" || log "error: phase 2 of $r failed"; } & pids+=($!)
+    done
+    [[ ${#pids[@]} -gt 0 ]] && wait "${pids[@]}"
+fi
+
+E_START=$(now)
+post() {  # post RUN: convert, validation split, test set; files into $WORK/$run.out
+    local run=$1 o=$WORK/$1.out
+    mkdir -p "$o"
+    "$PY" -m snnzoo convert "$WORK/$run" -o "$WORK/${run}_snn" -T 8 || return 1
+    "$PY" gpu/qcfs_val.py "$WORK/${run}_snn" --data-root "$DATA" --device "$DEVICE" > "$o/val.json" || log "error: val of $run"
+    for which in all exact twin; do
+        local name=eval_test.json flag=(--steps-sweep 1,2,4) model=$WORK/${run}_snn
+        [[ $which == exact ]] && name=eval_test_exact.json flag=(--exact-only)
+        [[ $which == twin ]] && name=eval_test_ann_twin.json flag=() model=$WORK/$run
+        NVIDIA_TF32_OVERRIDE=0 "$PY" -m snnzoo eval "$model" --dataset cifar10 --data-root "$DATA" --split test \
+            --format json --no-progress --batch-size 500 --device "$DEVICE" "${flag[@]}" "${EVAL_EXTRA[@]}" \
+            > "$o/$name" || log "error: eval $which of $run"
+    done
+    cp "$WORK/${run}_snn/model.safetensors" "$OUT/$run.safetensors"
+    cp "$WORK/${run}_snn/config.json" "$o/config_snn.json"
+    cp "$WORK/$run/config.json" "$o/config_twin.json"
+    for f in metrics.jsonl curves.png; do cp "$WORK/$run/$f" "$o/"; done
+    cp "$WORK/$run".*.log "$o/"
+    cmp -s "$WORK/$run/model.safetensors" "$WORK/${run}_snn/model.safetensors" && echo same > "$o/weights_same_as_twin" \
+        || echo differ > "$o/weights_same_as_twin"
+    tar -C "$o" -cf "$OUT/$run.tar" .
+}
+log "post: convert, validate, evaluate on $DEVICE (fp32, TF32 off)"
+pids=()
+for r in "${RUNS[@]}"; do
+    [[ -f $WORK/$r/model.safetensors ]] || continue
+    { post "$r" || log "error: post of $r failed"; } & pids+=($!)
+done
+[[ ${#pids[@]} -gt 0 ]] && wait "${pids[@]}"
+
+"$PY" - "$OUT" "$WORK" "$WORK/env.json" "$EPOCHS" "$FIT_NOTE" "$(now)" "$BUDGET_S" \
+    "$P1_START" "$P2_START" "$E_START" <<'PYEOF'
+import hashlib, json, sys
+from pathlib import Path
+out, work, env, epochs, fit_note, wall, budget = sys.argv[1:8]
+p1, p2, ev = map(float, sys.argv[8:11])
+out, work = Path(out), Path(work)
+def read(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+summary = {**json.loads(Path(env).read_text()), "epochs_fitted": int(epochs), "fit": fit_note.replace("_", " "),
+           "wall_s": float(wall), "budget_s": float(budget),
+           "phases_s": {"start": p1, "probe": round(p2 - p1, 1), "fit": round(ev - p2, 1),
+                        "post_and_summary": round(float(wall) - ev, 1)}, "runs": {}}
+for run in ("l8", "l4"):
+    o, w = work / f"{run}.out", out / f"{run}.safetensors"
+    cfg = read(o / "config_twin.json") or {}
+    r = {"stopped_early": cfg.get("stopped_early"), "twin_metrics": cfg.get("metrics"),
+         "val": read(o / "val.json"),
+         "weights_bytes": w.stat().st_size if w.is_file() else None,
+         "weights_sha256": hashlib.sha256(w.read_bytes()).hexdigest() if w.is_file() else None}
+    for key, name in (("test", "eval_test.json"), ("test_exact", "eval_test_exact.json"),
+                      ("twin_test", "eval_test_ann_twin.json")):
+        e = read(o / name)
+        r[key] = e and {k: e.get(k) for k in ("accuracy", "correct", "n", "spikes_per_sample", "by_time_steps")}
+    summary["runs"][run] = r
+vals = {run: (r["val"] or {}).get("val_acc", {}).get("8", -1.0) for run, r in summary["runs"].items()}
+summary["selected_by_val_T8"] = max(vals, key=lambda k: (vals[k], k == "l8"))
+(out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+print(json.dumps(summary, indent=1)[:6000])
+big = [p.name for p in out.iterdir() if p.stat().st_size > 16 * 2**20]
+if big:
+    print(f"error: over 16 MiB, will not come back: {big}")
+PYEOF
+log "done: $(ls "$OUT" | wc -l) files in $OUT"
+exec >&- 2>&-
+wait "$TEE"
