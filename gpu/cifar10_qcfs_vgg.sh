@@ -15,8 +15,9 @@
 #   3. post:  per twin, `snnzoo convert -T 8`, validation accuracy at T = 1, 2, 4, 8
 #             (gpu/qcfs_val.py), `snnzoo eval` of the spiking net on all test images (with the
 #             T sweep) and on the 1,000 exact ones, and of the twin itself.
-# Files in $OUT: l8.safetensors l4.safetensors (the spiking nets' fp16 weights), l8.tar l4.tar
-# (configs, metrics, curves, eval and val JSON), summary.json, run.log.
+# RUNS_SPEC="NAME:CONFIG ..." picks the twins (default: l8 and l4 above). Files in $OUT, per
+# NAME: NAME.safetensors (the spiking net's fp16 weights), NAME.tar (configs, metrics, curves,
+# eval and val JSON); and summary.json, run.log.
 set -uo pipefail
 T0=$(date +%s.%N)
 cd "$(dirname "$0")/.."
@@ -28,8 +29,10 @@ TEE=$!
 DATA=${DATA:-.data/cifar10}
 WORK=${WORK:-$(mktemp -d)}
 PY=${PYTHON:-python3}
-RUNS=(l8 l4)
-declare -A CONFIG=([l8]=configs/cifar10_qcfs_vgg_ann.toml [l4]=configs/cifar10_qcfs_vgg_l4_ann.toml)
+# NAME:CONFIG pairs; the default is the first call's pair (8 vs 4 levels).
+RUNS_SPEC=${RUNS_SPEC:-"l8:configs/cifar10_qcfs_vgg_ann.toml l4:configs/cifar10_qcfs_vgg_l4_ann.toml"}
+RUNS=() && declare -A CONFIG
+for pair in $RUNS_SPEC; do RUNS+=("${pair%%:*}") && CONFIG[${pair%%:*}]=${pair#*:}; done
 if [[ ${SMOKE:-0} == 1 ]]; then
     DEVICE=cpu BUDGET_S=${BUDGET_S:-600} RESERVE_S=${RESERVE_S:-200} THREADS=1
     EXTRA=(--set data.limit=1000 --set data.val_fraction=0.1 --set train.log_every=1)
@@ -78,13 +81,13 @@ for r in "${RUNS[@]}"; do
     [[ -f $WORK/$r/last.ckpt ]] || { log "error: phase 1 of $r failed"; cat "$WORK/$r.probe.log"; }
 done
 
-read -r EPOCHS FIT_NOTE < <("$PY" - "$P1_WALL" "$DEADLINE" "$RESERVE_S" "$WORK/l8/metrics.jsonl" "$WORK/l4/metrics.jsonl" <<'PYEOF'
+read -r EPOCHS FIT_NOTE < <("$PY" - "$P1_WALL" "$DEADLINE" "$RESERVE_S" "${RUNS[@]/#/$WORK/}" <<'PYEOF'
 import json, statistics, sys, time
 p1_wall, deadline, reserve = map(float, sys.argv[1:4])
 fits = []
 for path in sys.argv[4:]:
     try:
-        recs = [json.loads(line) for line in open(path)]
+        recs = [json.loads(line) for line in open(path + "/metrics.jsonl")]
     except OSError:
         continue
     cfg = next(r for r in recs if r["kind"] == "config")
@@ -147,11 +150,12 @@ done
 [[ ${#pids[@]} -gt 0 ]] && wait "${pids[@]}"
 
 "$PY" - "$OUT" "$WORK" "$WORK/env.json" "$EPOCHS" "$FIT_NOTE" "$(now)" "$BUDGET_S" \
-    "$P1_START" "$P2_START" "$E_START" <<'PYEOF'
+    "$P1_START" "$P2_START" "$E_START" "${RUNS[@]}" <<'PYEOF'
 import hashlib, json, sys
 from pathlib import Path
 out, work, env, epochs, fit_note, wall, budget = sys.argv[1:8]
 p1, p2, ev = map(float, sys.argv[8:11])
+runs = sys.argv[11:]
 out, work = Path(out), Path(work)
 def read(path):
     try:
@@ -162,7 +166,7 @@ summary = {**json.loads(Path(env).read_text()), "epochs_fitted": int(epochs), "f
            "wall_s": float(wall), "budget_s": float(budget),
            "phases_s": {"start": p1, "probe": round(p2 - p1, 1), "fit": round(ev - p2, 1),
                         "post_and_summary": round(float(wall) - ev, 1)}, "runs": {}}
-for run in ("l8", "l4"):
+for run in runs:
     o, w = work / f"{run}.out", out / f"{run}.safetensors"
     cfg = read(o / "config_twin.json") or {}
     r = {"stopped_early": cfg.get("stopped_early"), "twin_metrics": cfg.get("metrics"),
@@ -175,7 +179,7 @@ for run in ("l8", "l4"):
         r[key] = e and {k: e.get(k) for k in ("accuracy", "correct", "n", "spikes_per_sample", "by_time_steps")}
     summary["runs"][run] = r
 vals = {run: (r["val"] or {}).get("val_acc", {}).get("8", -1.0) for run, r in summary["runs"].items()}
-summary["selected_by_val_T8"] = max(vals, key=lambda k: (vals[k], k == "l8"))
+summary["selected_by_val_T8"] = max(vals, key=lambda k: (vals[k], -runs.index(k)))  # a tie: the first
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 print(json.dumps(summary, indent=1)[:6000])
 big = [p.name for p in out.iterdir() if p.stat().st_size > 16 * 2**20]

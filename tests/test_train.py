@@ -137,6 +137,21 @@ def test_image_crop_and_flip():
     assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
 
 
+def test_image_cutout_zeroes_one_clipped_square_per_sample():
+    x = torch.full((200, 3, 12, 12), 7, dtype=torch.uint8)
+    cfg = {"crop_padding": 0, "flip": False, "cutout": 4}
+    out = augment(x, "image", cfg, batch_generator(5, 0, 0, 0))
+    for o in out:
+        assert torch.equal(o[0], o[1]) and torch.equal(o[0], o[2])  # all channels alike
+        rows, cols = torch.nonzero(o[0] == 0, as_tuple=True)
+        assert len(rows) > 0 and int(o[0].ne(0).sum()) + len(rows) == 144
+        h, w = int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1
+        assert h * w == len(rows) and h <= 4 and w <= 4  # one square, clipped at the border
+    sizes = {int((o[0] == 0).sum()) for o in out}
+    assert 16 in sizes and min(sizes) < 16  # whole squares inside, clipped ones at the border
+    assert torch.equal(out, augment(x, "image", cfg, batch_generator(5, 0, 0, 0)))
+
+
 def test_wilson_interval_and_confusion():
     lo, hi = wilson_interval(8, 10)
     assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)  # textbook value

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "shift": 2,  # events: max random translation in pixels
         "crop_padding": 4,  # images: random crop after zero padding
         "flip": True,  # images: random horizontal flip
+        "cutout": 0,  # images: zero a random cutout × cutout square (clipped at the border; 0 = off)
     },
     "optim": {
         "name": "adam",  # adam | adamw | sgd

@@ -109,7 +109,9 @@ def _pad_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
 
 def augment(x: torch.Tensor, kind: str, data_cfg: dict[str, Any], gen: torch.Generator) -> torch.Tensor:
     """Events: random spatial shift of up to ``shift`` pixels (all T frames alike).
-    Images: random crop after ``crop_padding`` zero padding, random horizontal flip."""
+    Images: random crop after ``crop_padding`` zero padding, random horizontal flip, then cutout
+    (DeVries & Taylor, 2017): a ``cutout``-sided square of zeros centred on a uniformly drawn pixel,
+    clipped at the border."""
     if kind == "events":
         return _pad_crop(x, data_cfg["shift"], gen) if data_cfg["shift"] > 0 else x
     if data_cfg["crop_padding"] > 0:
@@ -117,7 +119,20 @@ def augment(x: torch.Tensor, kind: str, data_cfg: dict[str, Any], gen: torch.Gen
     if data_cfg["flip"]:
         flip = torch.rand(len(x), generator=gen) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if data_cfg.get("cutout", 0) > 0:
+        x = _cutout(x, data_cfg["cutout"], gen)
     return x
+
+
+def _cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero, per sample, the pixels within ``size/2`` of a random centre (a square, clipped)."""
+    h, w = x.shape[-2:]
+    cy = torch.randint(0, h, (len(x), 1, 1), generator=gen)
+    cx = torch.randint(0, w, (len(x), 1, 1), generator=gen)
+    lo = size // 2
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    inside = (ys >= cy - lo) & (ys < cy - lo + size) & (xs >= cx - lo) & (xs < cx - lo + size)
+    return x.masked_fill(inside[:, None], 0)
 
 
 def to_input(x: torch.Tensor, input_spec: dict[str, Any], device: torch.device) -> torch.Tensor:
