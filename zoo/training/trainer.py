@@ -21,6 +21,7 @@ import contextlib
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,27 @@ from .data import (Frames, augment, batch_generator, holdout_split, indices_dige
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler, loss_fn
 from .plots import plot_curves
+
+
+def _zeros() -> list[float]:
+    return [0.0, 0.0, 0.0]
+
+
+@dataclass
+class _Loop:
+    """Where a run stands: the counters and sums ``last.ckpt`` stores (``accum`` over the epoch,
+    ``interval`` since the last ``train`` record, each loss·n, correct, n), the learning rate of the
+    last step, and the clocks of the log interval, the epoch and the time limit's epoch wall time."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    accum: list[float] = field(default_factory=_zeros)
+    interval: list[float] = field(default_factory=_zeros)
+    lr: float = 0.0
+    t_interval: float = 0.0
+    t_epoch: float = 0.0
+    t_wall: float = 0.0
 
 
 class Trainer:
@@ -127,156 +149,204 @@ class Trainer:
 
     # ---- the run -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        cfg, t = self.cfg, self.cfg["train"]
+        """Train to ``train.epochs`` (or the time limit) and export; returns the last epoch's record."""
         t_run = time.perf_counter()
-        main = self.dist.main
-        if self.ckpt_path.exists() and not self.resume:
-            raise FileExistsError(f"{self.ckpt_path}: a run exists here; pass --resume to continue it "
-                                  "or choose another --out")
-        if main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        random.seed(t["seed"])
-        np.random.seed(t["seed"])
-        model = self._build_model().to(self.device)
-        auto_cl = self.device.type == "cuda" or t["amp"] == "bf16"
-        self.channels_last = auto_cl if t["channels_last"] == "auto" else bool(t["channels_last"])
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
-        input_spec = model.config["input"]
-        train, val, split = self._load_data(input_spec)
-        split["world_size"] = self.dist.world
-
-        sampler = DistributedSampler(range(len(train)), num_replicas=self.dist.world, rank=self.dist.rank,
-                                     shuffle=True, seed=t["seed"], drop_last=False)
-        bs = t["batch_size"]
-        steps_per_epoch = math.ceil(len(sampler) / bs)
-        opt = build_optimizer(model.parameters(), cfg)
-        sched = build_scheduler(opt, cfg, steps_per_epoch)
-        loss = loss_fn(cfg, model.num_classes)
-
-        epoch = batch = step = 0
-        accum, interval = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]  # loss·n, correct, n
-        state = load_training_state(self.ckpt_path) if self.resume and self.ckpt_path.exists() else None
-        if state is not None:
-            changed = [k for k in diff(state["config"], cfg) if k not in RESUMABLE and k != "name"]
-            if changed:
-                raise ConfigError(f"{self.ckpt_path}: --resume continues the stored run; these settings differ "
-                                  f"from it: {', '.join(changed)}")
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
-            epoch, batch, step = state["epoch"], state["batch"], state["step"]
-            accum, interval = list(state["accum"]), list(state["interval"])
-            self.history = list(state["history"])
-            if main:
-                self.log.path.write_text("")
-                for rec in self.history:
-                    self.log.write(rec)
-            self._record({"kind": "resume", "step": step, "epoch": epoch, "batch": batch})
-        else:
-            if main:
-                self.log.path.write_text("")
-            self._record({"kind": "config", "step": 0, "config": cfg, "model_config": model.config,
-                          "data": split, "steps_per_epoch": steps_per_epoch})
-
-        fwd: nn.Module = model
-        if self.dist.enabled:
-            fwd = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if t["compile"]:
-            fwd = torch.compile(fwd)
-
-        def save() -> None:
-            if main:
-                save_training_state(self.ckpt_path, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": rng_state(), "epoch": epoch, "batch": batch, "step": step, "config": cfg,
-                    "accum": accum, "interval": interval, "history": self.history, "split": split})
-
-        samples_per_epoch = len(sampler) * self.dist.world
-        bar = tqdm(total=t["epochs"] * samples_per_epoch, initial=min(epoch * samples_per_epoch + batch * bs
-                   * self.dist.world, t["epochs"] * samples_per_epoch), unit="sample", unit_scale=True,
-                   dynamic_ncols=True, disable=not (self.progress and main), smoothing=0.1)
-        model.train()
-        lr = opt.param_groups[0]["lr"]
-        t_interval = t_epoch = t_wall = time.perf_counter()
+        self._setup()
+        loop = self._start()
+        fwd = self._forward_module()
+        bar = self._progress_bar(loop)
+        self.model.train()
+        loop.lr = self.opt.param_groups[0]["lr"]
+        loop.t_interval = loop.t_epoch = loop.t_wall = time.perf_counter()
         stopped: dict[str, Any] | None = None
-        while epoch < t["epochs"]:
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler), dtype=torch.long)
-            bar.set_description(f"epoch {epoch + 1}/{t['epochs']}")
-            for b in range(batch, steps_per_epoch):
-                idx = order[b * bs:(b + 1) * bs]
-                xb = train.x[idx]
-                if cfg["data"]["augment"]:
-                    xb = augment(xb, train.kind, cfg["data"], batch_generator(t["seed"], epoch, b, self.dist.rank))
-                x, y = self._prepare(xb, input_spec), train.y[idx].to(self.device)
-                with self._autocast():
-                    scores = fwd(x)
-                batch_loss = loss(scores.float(), y)
-                opt.zero_grad(set_to_none=True)
-                batch_loss.backward()
-                opt.step()
-                lr = opt.param_groups[0]["lr"]
-                sched.step()
-                step, batch = step + 1, b + 1
-                n, c, lv = len(idx), float((scores.detach().argmax(1) == y).sum()), float(batch_loss.detach())
-                for acc in (accum, interval):
-                    acc[0] += lv * n
-                    acc[1] += c
-                    acc[2] += n
-                bar.update(n * self.dist.world)
-                if step % t["log_every"] == 0:
-                    ls, cs, ns = ddp.all_reduce_sum(interval, self.device)
-                    now = time.perf_counter()
-                    rec = {"kind": "train", "step": step, "epoch": epoch + 1,
-                           "epoch_float": epoch + batch / steps_per_epoch, "loss": ls / ns, "acc": cs / ns,
-                           "lr": lr, "samples_per_s": ns / max(now - t_interval, 1e-9)}
-                    self._record(rec)
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['acc']:.3f}", lr=f"{rec['lr']:.2e}")
-                    interval, t_interval = [0.0, 0.0, 0.0], now
-                if step % t["ckpt_every"] == 0:
-                    save()
-            ls, cs, ns = ddp.all_reduce_sum(accum, self.device)
-            rec = {"kind": "epoch", "step": step, "epoch": epoch + 1, "train_loss": ls / ns, "train_acc": cs / ns,
-                   "val_loss": None, "val_acc": None, "val_n": 0, "lr": lr,
-                   "time_s": time.perf_counter() - t_epoch}
-            if val is not None:
-                rec["val_loss"], rec["val_acc"] = self._validate(model, val, input_spec, loss)
-                rec["val_n"] = len(val)
-            self._record(rec)
-            if main:
-                bar.write(f"epoch {epoch + 1}/{t['epochs']}: train loss {rec['train_loss']:.4f} "
-                          f"acc {rec['train_acc']:.4f}" + ("" if val is None else
-                          f" | val loss {rec['val_loss']:.4f} acc {rec['val_acc']:.4f} (n={len(val)})"))
-            if t["time_limit_s"] > 0:
-                now = time.perf_counter()
-                elapsed, epoch_wall, t_wall = now - t_run, now - t_wall, now
-                late = epoch + 1 < t["epochs"] and elapsed + epoch_wall > t["time_limit_s"]
-                if ddp.all_reduce_sum([float(late)], self.device)[0] > 0:
-                    stopped = {"reason": "train.time_limit_s", "time_limit_s": t["time_limit_s"],
-                               "elapsed_s": elapsed, "last_epoch_s": epoch_wall, "epochs_done": epoch + 1,
-                               "epochs_planned": t["epochs"]}
-                    self._record({"kind": "stop", "step": step, "epoch": epoch + 1, **stopped})
-                    if main:
-                        bar.write(f"stopping after epoch {epoch + 1}/{t['epochs']}: {elapsed:.0f} s elapsed, "
-                                  f"one more epoch ({epoch_wall:.0f} s) would pass train.time_limit_s")
-            epoch, batch, accum, t_epoch = epoch + 1, 0, [0.0, 0.0, 0.0], time.perf_counter()
-            save()
-            if main:
+        while loop.epoch < self.cfg["train"]["epochs"]:
+            self._train_epoch(fwd, loop, bar)
+            self._end_epoch(loop, bar)
+            stopped = self._time_limit(loop, t_run, bar)
+            loop.epoch, loop.batch, loop.accum, loop.t_epoch = loop.epoch + 1, 0, _zeros(), time.perf_counter()
+            self._save(loop)
+            if self.dist.main:
                 self._plot()
             if stopped:
                 break
         bar.close()
+        return self._finish(stopped)
 
+    def _setup(self) -> None:
+        """The output folder, the seeds, the model, the data, the sampler, optimizer, schedule and loss."""
+        t = self.cfg["train"]
+        if self.ckpt_path.exists() and not self.resume:
+            raise FileExistsError(f"{self.ckpt_path}: a run exists here; pass --resume to continue it "
+                                  "or choose another --out")
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        random.seed(t["seed"])
+        np.random.seed(t["seed"])
+        self.model = self._build_model().to(self.device)
+        auto_cl = self.device.type == "cuda" or t["amp"] == "bf16"
+        self.channels_last = auto_cl if t["channels_last"] == "auto" else bool(t["channels_last"])
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.input_spec = self.model.config["input"]
+        self.train_set, self.val_set, self.split = self._load_data(self.input_spec)
+        self.split["world_size"] = self.dist.world
+        self.sampler = DistributedSampler(range(len(self.train_set)), num_replicas=self.dist.world,
+                                          rank=self.dist.rank, shuffle=True, seed=t["seed"], drop_last=False)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / t["batch_size"])
+        self.opt = build_optimizer(self.model.parameters(), self.cfg)
+        self.sched = build_scheduler(self.opt, self.cfg, self.steps_per_epoch)
+        self.loss = loss_fn(self.cfg, self.model.num_classes)
+
+    def _start(self) -> _Loop:
+        """A fresh run with its ``config`` record, or the stored run restored with a ``resume`` record."""
+        loop = _Loop()
+        state = load_training_state(self.ckpt_path) if self.resume and self.ckpt_path.exists() else None
+        if state is None:
+            if self.dist.main:
+                self.log.path.write_text("")
+            self._record({"kind": "config", "step": 0, "config": self.cfg, "model_config": self.model.config,
+                          "data": self.split, "steps_per_epoch": self.steps_per_epoch})
+            return loop
+        changed = [k for k in diff(state["config"], self.cfg) if k not in RESUMABLE and k != "name"]
+        if changed:
+            raise ConfigError(f"{self.ckpt_path}: --resume continues the stored run; these settings differ "
+                              f"from it: {', '.join(changed)}")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        loop.epoch, loop.batch, loop.step = state["epoch"], state["batch"], state["step"]
+        loop.accum, loop.interval = list(state["accum"]), list(state["interval"])
+        self.history = list(state["history"])
+        if self.dist.main:
+            self.log.path.write_text("")
+            for rec in self.history:
+                self.log.write(rec)
+        self._record({"kind": "resume", "step": loop.step, "epoch": loop.epoch, "batch": loop.batch})
+        return loop
+
+    def _forward_module(self) -> nn.Module:
+        """The model as the training steps call it: under DDP across processes, compiled if asked."""
+        fwd: nn.Module = self.model
+        if self.dist.enabled:
+            fwd = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.cfg["train"]["compile"]:
+            fwd = torch.compile(fwd)
+        return fwd
+
+    def _progress_bar(self, loop: _Loop) -> tqdm:
+        t = self.cfg["train"]
+        samples_per_epoch = len(self.sampler) * self.dist.world
+        total = t["epochs"] * samples_per_epoch
+        done = loop.epoch * samples_per_epoch + loop.batch * t["batch_size"] * self.dist.world
+        return tqdm(total=total, initial=min(done, total), unit="sample", unit_scale=True, dynamic_ncols=True,
+                    disable=not (self.progress and self.dist.main), smoothing=0.1)
+
+    def _save(self, loop: _Loop) -> None:
+        """``last.ckpt``: everything a resumed run needs to repeat this one bit for bit."""
+        if self.dist.main:
+            save_training_state(self.ckpt_path, {
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "rng": rng_state(), "epoch": loop.epoch, "batch": loop.batch,
+                "step": loop.step, "config": self.cfg, "accum": loop.accum, "interval": loop.interval,
+                "history": self.history, "split": self.split})
+
+    # ---- one epoch -----------------------------------------------------------------------
+    def _train_epoch(self, fwd: nn.Module, loop: _Loop, bar: tqdm) -> None:
+        """The epoch's remaining batches from ``loop.batch`` on, with ``train`` records and checkpoints."""
+        t, bs = self.cfg["train"], self.cfg["train"]["batch_size"]
+        self.sampler.set_epoch(loop.epoch)
+        order = torch.tensor(list(self.sampler), dtype=torch.long)
+        bar.set_description(f"epoch {loop.epoch + 1}/{t['epochs']}")
+        for b in range(loop.batch, self.steps_per_epoch):
+            idx = order[b * bs:(b + 1) * bs]
+            n, c, lv = self._train_step(fwd, loop, idx, b)
+            loop.step, loop.batch = loop.step + 1, b + 1
+            for acc in (loop.accum, loop.interval):
+                acc[0] += lv * n
+                acc[1] += c
+                acc[2] += n
+            bar.update(n * self.dist.world)
+            if loop.step % t["log_every"] == 0:
+                self._log_interval(loop, bar)
+            if loop.step % t["ckpt_every"] == 0:
+                self._save(loop)
+
+    def _train_step(self, fwd: nn.Module, loop: _Loop, idx: torch.Tensor, b: int) -> tuple[int, float, float]:
+        """One optimizer step on the samples ``idx`` (batch ``b``) → (n, correct, loss)."""
+        t, d = self.cfg["train"], self.cfg["data"]
+        xb = self.train_set.x[idx]
+        if d["augment"]:
+            xb = augment(xb, self.train_set.kind, d, batch_generator(t["seed"], loop.epoch, b, self.dist.rank))
+        x, y = self._prepare(xb, self.input_spec), self.train_set.y[idx].to(self.device)
+        with self._autocast():
+            scores = fwd(x)
+        batch_loss = self.loss(scores.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        self.opt.step()
+        loop.lr = self.opt.param_groups[0]["lr"]
+        self.sched.step()
+        return len(idx), float((scores.detach().argmax(1) == y).sum()), float(batch_loss.detach())
+
+    def _log_interval(self, loop: _Loop, bar: tqdm) -> None:
+        """The ``train`` record of the steps since the last one."""
+        ls, cs, ns = ddp.all_reduce_sum(loop.interval, self.device)
+        now = time.perf_counter()
+        rec = {"kind": "train", "step": loop.step, "epoch": loop.epoch + 1,
+               "epoch_float": loop.epoch + loop.batch / self.steps_per_epoch, "loss": ls / ns, "acc": cs / ns,
+               "lr": loop.lr, "samples_per_s": ns / max(now - loop.t_interval, 1e-9)}
+        self._record(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['acc']:.3f}", lr=f"{rec['lr']:.2e}")
+        loop.interval, loop.t_interval = _zeros(), now
+
+    # ---- the end of an epoch ---------------------------------------------------------------
+    def _end_epoch(self, loop: _Loop, bar: tqdm) -> None:
+        """The ``epoch`` record: the epoch's training loss and accuracy, and the validation set's."""
+        t, val = self.cfg["train"], self.val_set
+        ls, cs, ns = ddp.all_reduce_sum(loop.accum, self.device)
+        rec = {"kind": "epoch", "step": loop.step, "epoch": loop.epoch + 1, "train_loss": ls / ns,
+               "train_acc": cs / ns, "val_loss": None, "val_acc": None, "val_n": 0, "lr": loop.lr,
+               "time_s": time.perf_counter() - loop.t_epoch}
+        if val is not None:
+            rec["val_loss"], rec["val_acc"] = self._validate(self.model, val, self.input_spec, self.loss)
+            rec["val_n"] = len(val)
+        self._record(rec)
+        if self.dist.main:
+            bar.write(f"epoch {loop.epoch + 1}/{t['epochs']}: train loss {rec['train_loss']:.4f} "
+                      f"acc {rec['train_acc']:.4f}" + ("" if val is None else
+                      f" | val loss {rec['val_loss']:.4f} acc {rec['val_acc']:.4f} (n={len(val)})"))
+
+    def _time_limit(self, loop: _Loop, t_run: float, bar: tqdm) -> dict[str, Any] | None:
+        """With ``train.time_limit_s`` set: the ``stop`` facts (also recorded) when one more epoch
+        would pass the limit on any rank, else None."""
+        t = self.cfg["train"]
+        if t["time_limit_s"] <= 0:
+            return None
+        now = time.perf_counter()
+        elapsed, epoch_wall, loop.t_wall = now - t_run, now - loop.t_wall, now
+        late = loop.epoch + 1 < t["epochs"] and elapsed + epoch_wall > t["time_limit_s"]
+        if not ddp.all_reduce_sum([float(late)], self.device)[0] > 0:
+            return None
+        stopped = {"reason": "train.time_limit_s", "time_limit_s": t["time_limit_s"], "elapsed_s": elapsed,
+                   "last_epoch_s": epoch_wall, "epochs_done": loop.epoch + 1, "epochs_planned": t["epochs"]}
+        self._record({"kind": "stop", "step": loop.step, "epoch": loop.epoch + 1, **stopped})
+        if self.dist.main:
+            bar.write(f"stopping after epoch {loop.epoch + 1}/{t['epochs']}: {elapsed:.0f} s elapsed, "
+                      f"one more epoch ({epoch_wall:.0f} s) would pass train.time_limit_s")
+        return stopped
+
+    # ---- the end of the run ----------------------------------------------------------------
+    def _finish(self, stopped: dict[str, Any] | None) -> dict[str, Any]:
+        """The final curves and the exported folder (the last epoch's weights); the last epoch's record."""
         epochs = [r for r in self.history if r["kind"] == "epoch"]
         final = dict(epochs[-1]) if epochs else {}
         final.pop("kind", None)
-        if main:
+        if self.dist.main:
             self._plot()
-            export_folder(model.to("cpu").to(memory_format=torch.contiguous_format), self.out,
-                          {"training": cfg, "data": split, "metrics": final,
+            export_folder(self.model.to("cpu").to(memory_format=torch.contiguous_format), self.out,
+                          {"training": self.cfg, "data": self.split, "metrics": final,
                            **({"stopped_early": stopped} if stopped else {})})
         ddp.barrier()
         return final
