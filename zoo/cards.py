@@ -168,11 +168,37 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
 
     ``cfg``: the model config (registry entry or a folder's config.json); ``facts``: card.json;
     ``hub_id``: the repository the card will live in, when not the registry's ``hf_hub_id``."""
-    name = cfg["name"]
-    dataset = DATASET_NAMES.get(cfg["dataset"], cfg["dataset"])
     f = facts or {}
-    out = ["---", card_metadata(cfg, evaluations, facts), "---", "",
-           f"# {name}", "",
+    out = ["---", card_metadata(cfg, evaluations, facts), "---", ""]
+    out += _intro(cfg, f)
+    out += _results_section(cfg, evaluations)
+    out += _use_section(cfg, hub_id)
+    out += ["## Intended use", "", _text(f.get("intended_use", "Not recorded for this checkpoint.")), ""]
+    out += _model_section(cfg, num_params)
+    out += ["## Training data", "", _text(f.get("training_data", cfg.get("data", "Not recorded for this checkpoint."))),
+            ""]
+    out += _training_section(cfg, f)
+    out += _measurements_section(cfg, evaluations)
+    out += ["## Limitations", ""]
+    out += [f"- {x}" for x in f.get("limitations") or ["Not recorded for this checkpoint."]] + [""]
+    out += ["## Citation", "", "```bibtex", cfg.get("citation", ""), "```", ""]
+    out += ["## License", "", f"Weights and code: {cfg.get('license', 'unspecified')}.", ""]
+    out += _footer(cfg, facts, evaluations)
+    return "\n".join(out)
+
+
+def _registered(cfg: dict[str, Any]) -> bool:
+    """Whether ``cfg`` is a registry entry (its weights file is named after the model)."""
+    return (cfg.get("weights") or {}).get("file", "model.safetensors") != "model.safetensors"
+
+
+def _ci(r: dict[str, Any]) -> str:
+    return f"{_pct(r['ci95'][0])} – {_pct(r['ci95'][1])}"
+
+
+def _intro(cfg: dict[str, Any], f: dict[str, Any]) -> list[str]:
+    dataset = DATASET_NAMES.get(cfg["dataset"], cfg["dataset"])
+    out = [f"# {cfg['name']}", "",
            f"A spiking neural network for {dataset} classification "
            + f.get("method", "trained with spatio-temporal backpropagation (STBP), in the manner of Wu et al., "
                    "*Direct Training for Spiking Neural Networks: Faster, Larger, Better* (AAAI 2019)")
@@ -180,45 +206,54 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
            ""]
     if f.get("summary"):
         out += [f["summary"], ""]
+    return out
 
-    out += ["## Results", ""]
-    spikes = any(r.get("spikes_per_sample") is not None for _, r in evaluations)
-    if evaluations and spikes:  # accuracy against latency: T and spikes per sample beside it
-        out += ["| evaluation set | split | T | n | top-1 accuracy | 95 % CI | spikes per sample |",
-                "|---|---|---|---|---|---|---|"]
-        for entry, r in evaluations:
-            _, ds_name, split = _eval_names(cfg, entry, r)
-            sps = r.get("spikes_per_sample")
-            out.append(f"| {ds_name} | {split or '—'} | {r.get('time_steps') or '—'} | {r['n']} | "
-                       f"{_pct(r['accuracy'])} | {_pct(r['ci95'][0])} – {_pct(r['ci95'][1])} | "
-                       f"{'—' if sps is None else f'{sps:,.0f}'} |")
-        out += ["", "Spikes per sample: mean firing rate × neurons × T, all spiking layers together "
-                "(`spikes_per_sample` of `snnzoo eval`).", ""]
-        for entry, r in evaluations:
-            if r.get("by_time_steps"):
-                _, ds_name, split = _eval_names(cfg, entry, r)
-                out += [f"Accuracy against latency on {ds_name}" + (f" ({split})" if split else "")
-                        + f", n = {r['n']}: the same run read after its first T steps, which for an image "
-                        "model is exactly the model at that T (`snnzoo eval --steps-sweep`).", "",
-                        "| T | top-1 accuracy | 95 % CI | spikes per sample |", "|---|---|---|---|"]
-                out += [f"| {b['time_steps']} | {_pct(b['accuracy'])} | {_pct(b['ci95'][0])} – {_pct(b['ci95'][1])} "
-                        f"| {b['spikes_per_sample']:,.0f} |" for b in r["by_time_steps"]]
-                out.append("")
-    elif evaluations:
+
+def _results_section(cfg: dict[str, Any], evaluations: list[Evaluation]) -> list[str]:
+    """One row per evaluation; with spike counts recorded, T and spikes per sample beside the
+    accuracy (accuracy against latency) and each recorded T sweep as its own table."""
+    out = ["## Results", ""]
+    if not evaluations:
+        return out + ["No evaluation has been recorded for this checkpoint.", ""]
+    if not any(r.get("spikes_per_sample") is not None for _, r in evaluations):
         out += ["| evaluation set | split | n | top-1 accuracy | 95 % CI |", "|---|---|---|---|---|"]
         for entry, r in evaluations:
             _, ds_name, split = _eval_names(cfg, entry, r)
-            out.append(f"| {ds_name} | {split or '—'} | {r['n']} | {_pct(r['accuracy'])} | "
-                       f"{_pct(r['ci95'][0])} – {_pct(r['ci95'][1])} |")
-        out.append("")
-    else:
-        out += ["No evaluation has been recorded for this checkpoint.", ""]
+            out.append(f"| {ds_name} | {split or '—'} | {r['n']} | {_pct(r['accuracy'])} | {_ci(r)} |")
+        return out + [""]
+    out += ["| evaluation set | split | T | n | top-1 accuracy | 95 % CI | spikes per sample |",
+            "|---|---|---|---|---|---|---|"]
+    for entry, r in evaluations:
+        _, ds_name, split = _eval_names(cfg, entry, r)
+        sps = r.get("spikes_per_sample")
+        out.append(f"| {ds_name} | {split or '—'} | {r.get('time_steps') or '—'} | {r['n']} | "
+                   f"{_pct(r['accuracy'])} | {_ci(r)} | {'—' if sps is None else f'{sps:,.0f}'} |")
+    out += ["", "Spikes per sample: mean firing rate × neurons × T, all spiking layers together "
+            "(`spikes_per_sample` of `snnzoo eval`).", ""]
+    for entry, r in evaluations:
+        if r.get("by_time_steps"):
+            out += _steps_sweep(cfg, entry, r)
+    return out
 
-    weights = cfg.get("weights") or {}
-    hub_id = hub_id or weights.get("hf_hub_id")
-    registered = weights.get("file", "model.safetensors") != "model.safetensors"  # a registry entry
+
+def _steps_sweep(cfg: dict[str, Any], entry: dict[str, Any], r: dict[str, Any]) -> list[str]:
+    """The table of ``snnzoo eval --steps-sweep``: accuracy and spikes after each T."""
+    _, ds_name, split = _eval_names(cfg, entry, r)
+    out = [f"Accuracy against latency on {ds_name}" + (f" ({split})" if split else "")
+           + f", n = {r['n']}: the same run read after its first T steps, which for an image "
+           "model is exactly the model at that T (`snnzoo eval --steps-sweep`).", "",
+           "| T | top-1 accuracy | 95 % CI | spikes per sample |", "|---|---|---|---|"]
+    out += [f"| {b['time_steps']} | {_pct(b['accuracy'])} | {_ci(b)} | {b['spikes_per_sample']:,.0f} |"
+            for b in r["by_time_steps"]]
+    return out + [""]
+
+
+def _use_section(cfg: dict[str, Any], hub_id: str | None) -> list[str]:
+    """How to load the weights: by registry name, from the Hub, or from the folder itself."""
+    name = cfg["name"]
+    hub_id = hub_id or (cfg.get("weights") or {}).get("hf_hub_id")
     use = []
-    if registered:
+    if _registered(cfg):
         use.append(f'model = snnzoo.create_model("{name}", pretrained=True).eval()')
     if hub_id:
         use.append(f'model = snnzoo.create_model("hf-hub:{hub_id}").eval()')
@@ -229,13 +264,11 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
         use = ["import snnzoo", "", *use]
     x = ("[B, T, P, H, W] binned event frames" if cfg["input"]["kind"] == "events"
          else "[B, C, H, W] normalised images")
-    out += ["## Use", "", "```python", *use, f"scores = model(x)  # x: {x} -> [B, classes]", "```", ""]
-    out += ["## Intended use", "", _text(f.get("intended_use", "Not recorded for this checkpoint.")), ""]
-    out += _model_section(cfg, num_params)
-    out += ["## Training data", "", _text(f.get("training_data", cfg.get("data", "Not recorded for this checkpoint."))),
-            ""]
+    return ["## Use", "", "```python", *use, f"scores = model(x)  # x: {x} -> [B, classes]", "```", ""]
 
-    out += ["## Training recipe and compute", ""]
+
+def _training_section(cfg: dict[str, Any], f: dict[str, Any]) -> list[str]:
+    out = ["## Training recipe and compute", ""]
     recipe = f.get("recipe", cfg.get("training"))
     out += [_text(recipe) if recipe is not None else "Not recorded for this checkpoint.", ""]
     if "checkpoint_selection" in f:
@@ -244,43 +277,44 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
         out += [f"Compute: {_text(f['compute'])}", ""]
     if f.get("commands"):
         out += ["Commands:", "", "```bash", *[f"# {k}\n{v}" for k, v in f["commands"].items()], "```", ""]
+    return out
 
-    out += ["## How the numbers were measured", ""]
-    if evaluations:
-        for entry, r in evaluations:
-            _, ds_name, split = _eval_names(cfg, entry, r)
-            out += [f"### {ds_name}" + (f" ({split})" if split else ""), ""]
-            if entry.get("notes"):
-                out += [entry["notes"], ""]
-            if entry.get("command"):
-                out += ["```bash", entry["command"], "```", ""]
-            out.append(f"Top-1 accuracy {_pct(r['accuracy'])} on n = {r['n']} samples, 95 % confidence "
-                       f"interval {_pct(r['ci95'][0])} – {_pct(r['ci95'][1])} (Wilson, as reported by "
-                       f"`snnzoo eval`" + (f" running {r['source']}" if r.get("source") else "")
-                       + f"; recorded in `{entry['file']}`).")
-            out.append("")
-            per_class, per_n = r.get("per_class") or {}, r.get("per_class_n") or {}
-            if per_class:
-                out += ["| class | n | accuracy |", "|---|---|---|",
-                        *[f"| {c} | {per_n.get(c, '—')} | {_pct(a)} |" for c, a in per_class.items()], ""]
-            rates = r.get("firing_rates")
-            if rates:
-                out += ["Mean firing rate per LIF layer (spikes per neuron per step): "
-                        + ", ".join(f"`{k}` {v:.3f}" for k, v in rates.items()) + ".", ""]
-    else:
-        out += ["Not measured.", ""]
 
-    out += ["## Limitations", ""]
-    lims = f.get("limitations") or ["Not recorded for this checkpoint."]
-    out += [f"- {x}" for x in lims] + [""]
-    out += ["## Citation", "", "```bibtex", cfg.get("citation", ""), "```", ""]
-    out += ["## License", "", f"Weights and code: {cfg.get('license', 'unspecified')}.", ""]
-    made_by = f"`snnzoo card {name}`" if registered else "`snnzoo push`"
+def _measurements_section(cfg: dict[str, Any], evaluations: list[Evaluation]) -> list[str]:
+    """Per evaluation: its notes, the command that measured it, the interval, per-class accuracy
+    and firing rates."""
+    out = ["## How the numbers were measured", ""]
+    if not evaluations:
+        return out + ["Not measured.", ""]
+    for entry, r in evaluations:
+        _, ds_name, split = _eval_names(cfg, entry, r)
+        out += [f"### {ds_name}" + (f" ({split})" if split else ""), ""]
+        if entry.get("notes"):
+            out += [entry["notes"], ""]
+        if entry.get("command"):
+            out += ["```bash", entry["command"], "```", ""]
+        out.append(f"Top-1 accuracy {_pct(r['accuracy'])} on n = {r['n']} samples, 95 % confidence "
+                   f"interval {_ci(r)} (Wilson, as reported by `snnzoo eval`"
+                   + (f" running {r['source']}" if r.get("source") else "") + f"; recorded in `{entry['file']}`).")
+        out.append("")
+        per_class, per_n = r.get("per_class") or {}, r.get("per_class_n") or {}
+        if per_class:
+            out += ["| class | n | accuracy |", "|---|---|---|",
+                    *[f"| {c} | {per_n.get(c, '—')} | {_pct(a)} |" for c, a in per_class.items()], ""]
+        rates = r.get("firing_rates")
+        if rates:
+            out += ["Mean firing rate per LIF layer (spikes per neuron per step): "
+                    + ", ".join(f"`{k}` {v:.3f}" for k, v in rates.items()) + ".", ""]
+    return out
+
+
+def _footer(cfg: dict[str, Any], facts: dict[str, Any] | None, evaluations: list[Evaluation]) -> list[str]:
+    """What generated the card, from which inputs."""
+    made_by = f"`snnzoo card {cfg['name']}`" if _registered(cfg) else "`snnzoo push`"
     sources = ["the model config"] + (["`card.json`"] if facts else []) + (["the recorded eval results"]
                                                                           if evaluations else [])
-    out += ["---", "", f"*Generated by {made_by} from {', '.join(sources[:-1]) + ' and ' if len(sources) > 1 else ''}"
+    return ["---", "", f"*Generated by {made_by} from {', '.join(sources[:-1]) + ' and ' if len(sources) > 1 else ''}"
             f"{sources[-1]}; do not edit by hand.*", ""]
-    return "\n".join(out)
 
 
 def registry_config(model_id: str) -> dict[str, Any]:
