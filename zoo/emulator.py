@@ -130,26 +130,51 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
         images = images[None]
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"expected images [N, H, W] with N ≥ 1, got shape {images.shape}")
-    n, h, w = images.shape
+    n = images.shape[0]
     keys = np.arange(n) if keys is None else np.asarray(keys)
     if len(keys) != n:
         raise ValueError(f"{len(keys)} keys for {n} images")
-    P = params
-    W, H, _ = SENSOR_SIZE
     rngs = [np.random.default_rng([seed, int(k)]) for k in keys]
-    jitter = np.clip(np.stack([r.normal(0.0, P.offset_sd, 2) for r in rngs]), -_PAD + 1, _PAD - 1)
-    log_thr = np.stack([r.normal(1.0, P.threshold_sd, (H, W)) for r in rngs]).astype(np.float32)
-    log_thr = np.ascontiguousarray((np.maximum(log_thr, 0.2) * np.float32(P.threshold)).transpose(1, 0, 2))
-    up, down = np.exp(log_thr), np.exp(-log_thr)
-    duration = np.array([r.normal(P.duration_us, P.duration_sd_us) for r in rngs])
+    # each draw in this order, so that a sample's stream depends on its own generator alone
+    jitter = np.clip(np.stack([r.normal(0.0, params.offset_sd, 2) for r in rngs]), -_PAD + 1, _PAD - 1)
+    log_thr = _thresholds(rngs, params)
+    duration = np.array([r.normal(params.duration_us, params.duration_sd_us) for r in rngs])
+    b, x, y, t, p = _saccade_events(_canvas(images, jitter), n, log_thr, params)
+    order = np.argsort(b, kind="stable")
+    bounds = np.searchsorted(b[order], np.arange(n + 1))
+    streams = []
+    for i, r in enumerate(rngs):
+        sel = order[bounds[i]:bounds[i + 1]]
+        streams.append(_with_noise(x[sel], y[sel], t[sel], p[sel], r, duration[i], params))
+    return streams
 
-    # the static digit, shifted by its jitter δ into a padded canvas: [hc, B·wc] for one GEMM
+
+def _thresholds(rngs: list[np.random.Generator], params: EmulatorParams) -> np.ndarray:
+    """Per-pixel contrast thresholds ``C_px`` (log units), laid out ``[H, B, W]``."""
+    W, H, _ = SENSOR_SIZE
+    log_thr = np.stack([r.normal(1.0, params.threshold_sd, (H, W)) for r in rngs]).astype(np.float32)
+    return np.ascontiguousarray((np.maximum(log_thr, 0.2) * np.float32(params.threshold)).transpose(1, 0, 2))
+
+
+def _canvas(images: np.ndarray, jitter: np.ndarray) -> np.ndarray:
+    """The static digits in [0, 1], each shifted by its jitter δ into a padded canvas, side by
+    side: ``[h + 2·pad, B·(w + 2·pad)]`` for one GEMM per step."""
+    n, h, w = images.shape
     hc, wc = h + 2 * _PAD, w + 2 * _PAD
     img = images.astype(np.float32) / np.float32(255.0)
     canvas = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent") @ img \
         @ _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent").transpose(0, 2, 1)
-    canvas = np.ascontiguousarray(canvas.transpose(1, 0, 2)).reshape(hc, n * wc)
+    return np.ascontiguousarray(canvas.transpose(1, 0, 2)).reshape(hc, n * wc)
 
+
+def _saccade_events(canvas: np.ndarray, n: int, log_thr: np.ndarray, params: EmulatorParams) \
+        -> tuple[np.ndarray, ...]:
+    """The pixels' events while the sensor moves along the saccades → ``(b, x, y, t, p)`` of all
+    ``n`` samples together (``b`` the sample), unsorted; ``t`` in µs, not yet floored."""
+    P = params
+    W, H, _ = SENSOR_SIZE
+    hc, wc = canvas.shape[0], canvas.shape[1] // n
+    up, down = np.exp(log_thr), np.exp(-log_thr)
     t_end = max(te for windows in P.saccades_us for _, te in windows)
     grid = np.arange(0, t_end + P.dt_us, P.dt_us, dtype=np.int64)
     path = trajectory(P, grid) + np.asarray(P.origin) - _PAD
@@ -190,22 +215,21 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
             ref.ravel()[idx] = cur.ravel()[idx]
             last.ravel()[idx] = t_ev
         prev = cur
+    return tuple(np.concatenate(v) if v else np.zeros(0) for v in (out_b, out_x, out_y, out_t, out_p))
 
-    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in
-           (("b", out_b), ("x", out_x), ("y", out_y), ("t", out_t), ("p", out_p))}
-    order = np.argsort(cat["b"], kind="stable")
-    bounds = np.searchsorted(cat["b"][order], np.arange(n + 1))
-    streams = []
-    for i, r in enumerate(rngs):
-        sel = order[bounds[i]:bounds[i + 1]]
-        n_noise = r.poisson(P.noise_hz * H * W * duration[i] * 1e-6)
-        noise = (r.integers(0, W, n_noise), r.integers(0, H, n_noise), r.uniform(0, duration[i], n_noise),
-                 r.random(n_noise) < P.noise_on)
-        x, y, t, p = (np.concatenate([cat[k][sel], v]) for k, v in zip("xytp", noise))
-        keep = t < duration[i]
-        ev = make_events(x[keep], y[keep], np.floor(t[keep]).astype(np.int64), p[keep].astype(np.int8))
-        streams.append(ev[np.argsort(ev["t"], kind="stable")])
-    return streams
+
+def _with_noise(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, rng: np.random.Generator,
+                duration: float, params: EmulatorParams) -> np.ndarray:
+    """One sample's stream: its pixel events plus Poisson background noise, cut at ``duration``,
+    sorted by time."""
+    W, H, _ = SENSOR_SIZE
+    n_noise = rng.poisson(params.noise_hz * H * W * duration * 1e-6)
+    noise = (rng.integers(0, W, n_noise), rng.integers(0, H, n_noise), rng.uniform(0, duration, n_noise),
+             rng.random(n_noise) < params.noise_on)
+    x, y, t, p = (np.concatenate([a, v]) for a, v in zip((x, y, t, p), noise))
+    keep = t < duration
+    ev = make_events(x[keep], y[keep], np.floor(t[keep]).astype(np.int64), p[keep].astype(np.int8))
+    return ev[np.argsort(ev["t"], kind="stable")]
 
 
 def _parse_indices(text: str, n: int) -> np.ndarray:
