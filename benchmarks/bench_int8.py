@@ -27,9 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, compare, nmnist_frames  # noqa: E402
 
-from snnzoo.runtime.models import onnx_path, resolve  # noqa: E402
+from snnzoo.runtime.models import resolve  # noqa: E402
+from snnzoo.runtime.onnx_cache import onnx_path  # noqa: E402
 from snnzoo.runtime.ort_session import OrtSession  # noqa: E402
-from snnzoo.runtime.predictor import ModelInfo  # noqa: E402
+from snnzoo.runtime.model_info import ModelInfo  # noqa: E402
 from snnzoo.runtime.onnx_metadata import read_metadata  # noqa: E402
 
 

@@ -49,7 +49,7 @@ def load_model(spec: str, pretrained: bool | None):
 
 def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, str]:
     from ..runtime.errors import EventFileError
-    from ..runtime.predict import expand_inputs
+    from ..runtime.inputs import expand_inputs
     from ..runtime.readers import EXTENSIONS, read_events
     from .onnx import example_input
     from .verify import event_inputs
@@ -77,7 +77,7 @@ def _check_images(net, files: tuple[str, ...]) -> tuple[np.ndarray, str]:
     """Image files for ``--check`` of an image model, decoded and normalised as `snnzoo predict` does."""
     from ..runtime.errors import EventFileError
     from ..runtime.images import IMAGE_EXTENSIONS, ImageSpec, load_image
-    from ..runtime.predict import expand_inputs
+    from ..runtime.inputs import expand_inputs
 
     inp = net.config["input"]
     spec = ImageSpec.from_input(inp["shape"], inp)

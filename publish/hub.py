@@ -29,11 +29,12 @@ import click
 from torch import nn
 
 from .._version import __version__
-from .cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
-                    registry_config, render_card)
-from .pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, PretrainedError, check_config, hub_offline,
-                         load_folder, load_weights, parse_hub_spec, read_config, resolve_weights, sha256_file,
-                         verify_sha256)
+from ..zoo.cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
+                         registry_config, render_card)
+from ..zoo.pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, PretrainedError, check_config,
+                              hub_offline, load_folder, load_weights, parse_hub_spec, read_config, resolve_weights,
+                              sha256_file, verify_sha256)
+from ..zoo.registry import create_model, list_models
 
 HUB_ONNX = "model.onnx"
 HUB_CARD = "README.md"
@@ -65,8 +66,6 @@ def _as_evaluations(eval_results: dict | list[dict] | None) -> list[tuple[dict, 
 
 def _registered_config(name: str, sha256: str) -> dict[str, Any] | None:
     """The registry config of ``name`` if its published weights are the file hashing to ``sha256``."""
-    from .registry import list_models
-
     if name not in list_models(pretrained=True):
         return None
     cfg = registry_config(name)
@@ -102,8 +101,6 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
         model = load_folder(folder)
         shutil.copyfile(folder / HUB_WEIGHTS, out / HUB_WEIGHTS)
     else:
-        from .registry import create_model, list_models
-
         name = str(src)
         if name not in list_models(pretrained=True):
             raise PretrainedError(f"{name}: neither a checkpoint folder nor a registry model with published weights")

@@ -1,10 +1,12 @@
-"""The one error for unreadable or invalid event input."""
+"""The runtime's errors: unreadable input, models that cannot be found or run, unusable devices."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import SnnzooError
 
-class EventFileError(ValueError):
+
+class EventFileError(SnnzooError, ValueError):
     """``EventFileError(path, reason)``; ``str()`` is the one line ``"PATH: reason"``.
 
     Raised by every reader and by event validation, so callers (the CLI) can print it as is.
@@ -17,3 +19,15 @@ class EventFileError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+class ModelError(SnnzooError):
+    """A model that cannot be found, loaded or run; the message is one line for the CLI."""
+
+
+class IntegrityError(ModelError):
+    """A weights file whose sha256 differs from the one recorded for it (the file is refused)."""
+
+
+class DeviceError(SnnzooError, RuntimeError):
+    """The requested device is not usable."""

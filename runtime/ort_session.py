@@ -13,13 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelError, cache_dir
+from .errors import DeviceError, ModelError
+from .models import cache_dir
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
-
-
-class DeviceError(RuntimeError):
-    """The requested device is not usable."""
 
 
 def choose_providers(device: str, available: list[str], trt_cache: Path | None = None) -> list:

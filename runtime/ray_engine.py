@@ -29,9 +29,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from .models import ModelError, onnx_path, resolve
+from .errors import ModelError
+from .model_info import ModelInfo
+from .models import resolve
+from .onnx_cache import onnx_path
 from .onnx_metadata import read_metadata
-from .predictor import ModelInfo, Prediction, Predictor
+from .predictor import Prediction, Predictor
 
 if TYPE_CHECKING:
     import ray.data

@@ -1,4 +1,6 @@
-"""PyTorch backend of :class:`~snnzoo.runtime.Predictor`, and checkpoint loading for the exporter.
+"""PyTorch backend of :class:`~snnzoo.runtime.Predictor`, and the runtime's one door to the zoo
+and the exporter: models are built (:mod:`snnzoo.zoo`) and exported (:mod:`snnzoo.export`) only
+here, by imports inside the functions that need them, so the rest of the runtime stays torch-free.
 
 The model runs in eval mode under ``torch.inference_mode``. On CUDA: bf16 autocast,
 ``torch.compile(mode="reduce-overhead")`` (inductor kernels replayed as CUDA graphs) with every
@@ -16,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import ModelError, ModelRef
-from .ort_session import DeviceError
+from .errors import DeviceError, ModelError
+from .model_info import ModelInfo
+from .models import ModelRef
 
 
 def load_checkpoint(folder: str | os.PathLike) -> nn.Module:
@@ -35,6 +38,13 @@ def load_registry_model(name: str) -> nn.Module:
         return create_model(name, pretrained=True).eval()
     except KeyError as e:
         raise ModelError(str(e.args[0]) if e.args else f"unknown model {name!r}") from None
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, weights: dict) -> None:
+    """The unrolled ONNX export of ``model`` (:func:`snnzoo.export.onnx.export_onnx`)."""
+    from snnzoo.export.onnx import export_onnx as export
+
+    export(model, path, weights=weights)
 
 
 def state_sha256(model: nn.Module) -> str:
@@ -75,8 +85,6 @@ class TorchBackend:
 
     def __init__(self, ref: ModelRef, device: str = "auto", batch_size: int = 64,
                  compile: bool | None = None) -> None:
-        from .predictor import ModelInfo
-
         self.dev = pick_device(device)
         self.device = self.dev.type
         model = load_ref(ref).to(self.dev)

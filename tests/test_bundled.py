@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import snnzoo
 from snnzoo.cli import cli
-from snnzoo.runtime import Predictor, models
+from snnzoo.runtime import Predictor, models, onnx_cache
 from snnzoo.zoo import pretrained
 from snnzoo.zoo.registry import get_pretrained_cfg
 from test_predictor import SAMPLES
@@ -56,7 +56,7 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
     runner = CliRunner()
     r = runner.invoke(cli, ["predict", "--format", "json", str(SAMPLES[0])])
     assert r.exit_code == 0, r.stderr  # the intact copy works, and its export is now cached
-    assert models.cached_onnx_path(models.resolve(None)).is_file()
+    assert onnx_cache.cached_onnx_path(models.resolve(None)).is_file()
 
     data = bytearray((copy / models.WEIGHTS_FILE).read_bytes())
     data[len(data) // 2] ^= 0x04  # one bit of one weight
@@ -71,9 +71,9 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
         Predictor(copy)  # the folder named explicitly
     # the ONNX path refuses it itself, before importing torch to export (the cache key is the
     # corrupted file's hash, so no cached export could stand in for the check)
-    code = ("import sys\nfrom pathlib import Path\nfrom snnzoo.runtime import models\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom snnzoo.runtime import models, onnx_cache\n"
             f"models.bundled_root = lambda: Path({str(root)!r})\n"
-            "try:\n    models.onnx_path(models.resolve(None))\n"
+            "try:\n    onnx_cache.onnx_path(models.resolve(None))\n"
             "except models.IntegrityError as e:\n    print('refused; torch imported:', 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "SNNZOO_CACHE": str(cache)})

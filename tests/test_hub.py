@@ -18,7 +18,8 @@ from test_pretrained import NAME, frames, register, tiny_cfg, tiny_net
 
 import snnzoo
 from snnzoo.cli import cli
-from snnzoo.zoo import cards, hub, pretrained
+from snnzoo.publish import hub
+from snnzoo.zoo import cards, pretrained
 from snnzoo.zoo.pretrained import PretrainedError
 
 TOKEN = "hf_test_token_hub_5678_do_not_print"

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from snnzoo.runtime import Predictor, models
+from snnzoo.runtime import Predictor, models, onnx_cache
 from snnzoo.runtime.ort_session import CPU, CUDA, TRT, DeviceError, OrtSession, choose_providers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def runtime_env(tmp_path_factory):
         (ckpt / "config.json").write_text(json.dumps(net.config, indent=1))
     mp = pytest.MonkeyPatch()
     mp.setenv("SNNZOO_CACHE", str(cache))
-    onnx = models.onnx_path(models.resolve(ckpt))  # the one export of this session
+    onnx = onnx_cache.onnx_path(models.resolve(ckpt))  # the one export of this session
     yield SimpleNamespace(checkpoint=ckpt, cache=cache, onnx=onnx)
     mp.undo()
 
@@ -97,16 +97,16 @@ def test_resolve_kinds(runtime_env, tmp_path):
 
 def test_export_cache_is_keyed_by_weights_and_version(runtime_env, tmp_path):
     ref = models.resolve(runtime_env.checkpoint)
-    path = models.cached_onnx_path(ref)
+    path = onnx_cache.cached_onnx_path(ref)
     assert path == runtime_env.onnx and path.parent == runtime_env.cache / "onnx"
-    assert path.name.endswith(f"-{models.__version__}.onnx")
+    assert path.name.endswith(f"-{onnx_cache.__version__}.onnx")
     other = tmp_path / "ckpt"
     other.mkdir()
     (other / "config.json").write_bytes((runtime_env.checkpoint / "config.json").read_bytes())
     weights = bytearray((runtime_env.checkpoint / "model.safetensors").read_bytes())
     weights[-1] ^= 1
     (other / "model.safetensors").write_bytes(bytes(weights))
-    assert models.cached_onnx_path(models.resolve(other)).name.split("-")[1] != path.name.split("-")[1]
+    assert onnx_cache.cached_onnx_path(models.resolve(other)).name.split("-")[1] != path.name.split("-")[1]
 
 
 # ---- providers ----------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import torch
 from hub_server import HubTestServer, point_client_at
 
 import snnzoo
-from snnzoo.zoo import models, pretrained, registry
-from snnzoo.zoo.hub import push
+from snnzoo.zoo import entrypoints, models, pretrained
+from snnzoo.publish.hub import push
 from snnzoo.zoo.pretrained import IntegrityError, PretrainedError
 
 TOKEN = "hf_test_token_pretrained_1234"
@@ -38,9 +38,8 @@ def tiny_net(cfg: dict) -> torch.nn.Module:
 
 
 def register(monkeypatch, cfg: dict) -> None:
-    registry._ensure_loaded()
-    monkeypatch.setitem(registry._entrypoints, NAME, lambda **kw: models._build(NAME, cfg, kw))
-    monkeypatch.setitem(registry._pretrained_cfgs, NAME, cfg)
+    monkeypatch.setitem(entrypoints._entrypoints, NAME, lambda **kw: models._build(NAME, cfg, kw))
+    monkeypatch.setitem(entrypoints._pretrained_cfgs, NAME, cfg)
 
 
 def frames() -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Spiking networks: LIF neurons with STBP surrogates, NeuNorm, voting, models, registry."""
+from . import models  # noqa: F401  (registers the built-in models)
 from .lif import LIF
 from .network import SpikingNet
 from .nir_import import from_nir

@@ -25,9 +25,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .._version import __version__
-from ..runtime.models import IntegrityError as WeightsIntegrityError
+from ..errors import SnnzooError
+from ..runtime.errors import IntegrityError as WeightsIntegrityError
 from ..runtime.models import recorded_sha256, sha256_file
 from ..runtime.models import verify_sha256 as check_sha256
+from .builder import build_model
+from .entrypoints import get_pretrained_cfg, list_models
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 HUB_WEIGHTS = "model.safetensors"
@@ -35,7 +38,7 @@ HUB_CONFIG = "config.json"
 HUB_CLIENT_KW = {"library_name": "snnzoo", "library_version": __version__}
 
 
-class PretrainedError(RuntimeError):
+class PretrainedError(SnnzooError, RuntimeError):
     """Weights missing, unreachable or unloadable; the message names the file and the fix."""
 
 
@@ -140,8 +143,6 @@ def fetch_verified(repo_id: str, filename: str, revision: str | None, sha256: st
 
 def load_pretrained(model: nn.Module, name: str) -> nn.Module:
     """Load the published, sha256-verified weights of registry model ``name`` into ``model``."""
-    from .registry import get_pretrained_cfg, list_models
-
     weights = getattr(model, "config", {}).get("weights") or get_pretrained_cfg(name).get("weights")
     if not weights:
         raise PretrainedError(f"{name}: no published weights; models with weights: "
@@ -170,9 +171,7 @@ def check_config(cfg: Any, where: str | os.PathLike) -> dict[str, Any]:
 
 def build_from_config(cfg: dict[str, Any], **overrides: Any) -> nn.Module:
     """The network a checkpoint config describes (``overrides`` as in ``create_model``)."""
-    from .models import _build
-
-    return _build(cfg["name"], cfg, overrides)
+    return build_model(cfg["name"], cfg, overrides)
 
 
 def load_folder(folder: str | os.PathLike, **overrides: Any) -> nn.Module:

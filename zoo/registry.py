@@ -1,49 +1,19 @@
-"""Model registry in timm's manner: ``@register_model`` entry points, each with a
-pretrained config (input spec, classes, neuron constants, weights) beside its architecture."""
+"""The model factory, as timm's ``_factory``: ``create_model`` builds a registered architecture
+(:mod:`snnzoo.zoo.entrypoints` keeps them), a pushed Hub folder or a NIR graph, with its weights;
+and ``snnzoo models``, the listing."""
 from __future__ import annotations
 
-import copy
-import fnmatch
 import json
-from typing import Any, Callable
+from typing import Any
 
 import click
 from torch import nn
 
-_entrypoints: dict[str, Callable[..., nn.Module]] = {}
-_pretrained_cfgs: dict[str, dict[str, Any]] = {}
+from .entrypoints import get_pretrained_cfg, list_models, model_entrypoint, register_model
+from .nir_import import from_nir
+from .pretrained import load_from_hub, load_pretrained
 
-
-def register_model(cfg: dict[str, Any]) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a model entry point under its function name with ``cfg``."""
-
-    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _entrypoints[fn.__name__] = fn
-        _pretrained_cfgs[fn.__name__] = cfg
-        return fn
-
-    return wrap
-
-
-def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (registers the built-in models)
-
-
-def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
-    """Registered model names matching ``pattern``; with ``pretrained``, only those with weights."""
-    _ensure_loaded()
-    names = sorted(n for n in _entrypoints if fnmatch.fnmatch(n, pattern))
-    if pretrained:
-        names = [n for n in names if _pretrained_cfgs[n].get("weights")]
-    return names
-
-
-def get_pretrained_cfg(name: str) -> dict[str, Any]:
-    """A copy of the pretrained config of model ``name``."""
-    _ensure_loaded()
-    if name not in _pretrained_cfgs:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return copy.deepcopy(_pretrained_cfgs[name])
+__all__ = ["create_model", "get_pretrained_cfg", "list_models", "models_command", "register_model"]
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
@@ -53,20 +23,11 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Mo
     ``"hf-hub:org/name[@rev]"`` loads a folder made by ``snnzoo push``, weights included;
     ``"nir:PATH"`` imports a NIR graph (``from_nir``; overrides: ``time_steps``, ``dt``)."""
     if name.startswith("hf-hub:"):
-        from .pretrained import load_from_hub
-
         return load_from_hub(name[len("hf-hub:"):], **overrides)
     if name.startswith("nir:"):  # a NIR graph our neuron can express (zoo/nir_import.py)
-        from .nir_import import from_nir
-
         return from_nir(name[len("nir:"):], **overrides)
-    _ensure_loaded()
-    if name not in _entrypoints:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    model = _entrypoints[name](**overrides)
+    model = model_entrypoint(name)(**overrides)
     if pretrained:
-        from .pretrained import load_pretrained
-
         load_pretrained(model, name)
     return model
 

@@ -1,0 +1,1 @@
+"""Publishing, above the zoo and the exporter: Hub folders, ``snnzoo push`` and ``snnzoo pull``."""

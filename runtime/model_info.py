@@ -1,0 +1,66 @@
+"""`ModelInfo`: what the runtime needs to know about a model, read from its config or its ONNX metadata."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ModelError
+from .images import ImageSpec
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know about a model: its classes and its input — events
+    (``sensor_size``, ``binning``) or, for image models, ``image`` (both others None)."""
+
+    name: str
+    classes: list[str]
+    sensor_size: tuple[int, int, int] | None
+    binning: dict[str, Any] | None
+    time_steps: int
+    image: ImageSpec | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's input: ``(T, P, H, W)`` binned events or ``(C, H, W)`` image."""
+        if self.image is not None:
+            return self.image.shape
+        ds = self.binning.get("downsample", 1)
+        return (self.time_steps, self.sensor_size[2], self.sensor_size[1] // ds, self.sensor_size[0] // ds)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], name: str | None = None) -> "ModelInfo":
+        """From a zoo config (``net.config`` / ``config.json``)."""
+        inp = cfg["input"]
+        name = cfg.get("name") or name or "model"
+        if inp.get("kind") == "image":
+            return cls(name, list(cfg["classes"]), None, None, int(inp["time_steps"]),
+                       ImageSpec.from_input(inp["shape"], inp))
+        if inp.get("kind") != "events":
+            raise ModelError(f"{name} takes {inp.get('kind')} input; predict runs event-stream and image models")
+        return cls(name, list(cfg["classes"]), tuple(int(v) for v in inp["sensor_size"]),
+                   dict(inp["binning"]), int(inp["time_steps"]))
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], name: str) -> "ModelInfo":
+        """From an exported ONNX file's decoded metadata (:mod:`snnzoo.runtime.onnx_metadata`)."""
+        if "classes" not in meta or "input_kind" not in meta:
+            raise ModelError(f"{name}: the ONNX file has no snnzoo metadata (classes, input spec); "
+                             "export it with `snnzoo export`")
+        if meta.get("streaming"):
+            raise ModelError(f"{name}: a streaming (one-step) graph; predict needs the unrolled export")
+        if meta["input_kind"] == "image":
+            if not meta.get("normalization") or len(meta.get("input_shape") or ()) != 3:
+                raise ModelError(f"{name}: an image model without input_shape [C, H, W] and "
+                                 "normalization in its metadata; export it with `snnzoo export`")
+            try:
+                image = ImageSpec.from_input(meta["input_shape"], meta["normalization"])
+            except ValueError as e:
+                raise ModelError(f"{name}: {e}") from None
+            return cls(meta.get("model_id", name), list(meta["classes"]), None, None,
+                       int(meta["time_steps"]), image)
+        if meta["input_kind"] != "events":
+            raise ModelError(f"{name} takes {meta['input_kind']} input; predict runs event-stream and image models")
+        return cls(meta.get("model_id", name), list(meta["classes"]),
+                   tuple(int(v) for v in meta["sensor_size"]), dict(meta["binning"]),
+                   int(meta["time_steps"]))
