@@ -20,20 +20,11 @@ from snnzoo.cli import cli
 from snnzoo.runtime import Predictor, models, onnx_cache
 from snnzoo.zoo import pretrained
 from snnzoo.zoo.registry import get_pretrained_cfg
-from test_predictor import SAMPLES
+
+from conftest import SAMPLES
 
 MODEL = models.DEFAULT_MODEL
 CARD = Path(__file__).resolve().parents[1] / "model_cards" / MODEL
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One ``$SNNZOO_CACHE`` for the module: the bundled export is made once."""
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("cache")
-    mp.setenv("SNNZOO_CACHE", str(path))
-    yield path
-    mp.undo()
 
 
 def test_shipped_weights_are_the_recorded_file():
@@ -47,7 +38,7 @@ def test_shipped_weights_are_the_recorded_file():
     assert recorded["sha256"] in (CARD / "README.md").read_text()
 
 
-def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
+def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, snnzoo_cache, default_onnx):
     root = tmp_path / "weights"
     copy = root / MODEL
     shutil.copytree(models.bundled_dir(MODEL), copy)
@@ -55,7 +46,7 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root)
     runner = CliRunner()
     r = runner.invoke(cli, ["predict", "--format", "json", str(SAMPLES[0])])
-    assert r.exit_code == 0, r.stderr  # the intact copy works, and its export is now cached
+    assert r.exit_code == 0, r.stderr  # the intact copy works, and its export is cached
     assert onnx_cache.cached_onnx_path(models.resolve(None)).is_file()
 
     data = bytearray((copy / models.WEIGHTS_FILE).read_bytes())
@@ -76,7 +67,7 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
             "try:\n    onnx_cache.onnx_path(models.resolve(None))\n"
             "except models.IntegrityError as e:\n    print('refused; torch imported:', 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "SNNZOO_CACHE": str(cache)})
+                         env={**os.environ, "SNNZOO_CACHE": str(snnzoo_cache)})
     assert out.stdout.strip() == "refused; torch imported: False", out.stdout + out.stderr[-2000:]
     with pytest.raises(pretrained.IntegrityError, match="refused"):
         snnzoo.create_model(MODEL, pretrained=True)
@@ -84,7 +75,7 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, cache):
         pretrained.load_folder(copy)
 
 
-def test_card_accuracy_holds_on_real_recordings(nmnist_root, cache):
+def test_card_accuracy_holds_on_real_recordings(nmnist_root, default_onnx):
     """A seeded 500 of the card's 1,000 recordings. Drawn without replacement from the same set, the
     subset's accuracy has sd sqrt(p(1-p)/n · (N-n)/(N-1)) = 0.48 points around the card's 97.60 %,
     so the card's interval (96.5-98.4 %) holds it unless the weights, binning or runtime changed."""

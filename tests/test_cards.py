@@ -9,23 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from huggingface_hub import ModelCard
-from test_pretrained import NAME, register, tiny_cfg
 
 from snnzoo.zoo import cards, registry
 
+from conftest import NAME, register, tiny_cfg, write_card_inputs
+
 SHIPPED = registry.list_models(pretrained=True)
-
-
-def write_card_inputs(card_dir: Path, result: dict) -> None:
-    card_dir.mkdir(parents=True, exist_ok=True)
-    (card_dir / "eval.json").write_text(json.dumps(result))
-    (card_dir / "card.json").write_text(json.dumps({
-        "model": NAME, "intended_use": "Tests of the card generator.",
-        "training_data": "Nothing: random initialisation.", "datasets": ["nmnist"],
-        "recipe": "SGD, 2 epochs", "compute": "none", "commands": {"train": "snnzoo train tiny"},
-        "checkpoint_selection": "last epoch", "limitations": ["Not a trained model."],
-        "evaluations": [{"file": "eval.json", "name": "N-MNIST test", "split": "test",
-                         "command": "snnzoo eval tiny_events --dataset nmnist --format json"}]}))
 
 
 def recorded_numbers(card_dir: Path) -> list[float]:

@@ -14,13 +14,14 @@ import torch
 from click.testing import CliRunner
 from huggingface_hub import ModelCard
 from hub_server import HubTestServer, point_client_at
-from test_pretrained import NAME, frames, register, tiny_cfg, tiny_net
 
 import snnzoo
 from snnzoo.cli import cli
 from snnzoo.publish import hub
 from snnzoo.zoo import cards, pretrained
 from snnzoo.zoo.pretrained import PretrainedError
+
+from conftest import NAME, frames, register, tiny_cfg, tiny_net, write_card_inputs
 
 TOKEN = "hf_test_token_hub_5678_do_not_print"
 EVAL = {"model": NAME, "source": "checkpoint", "dataset": "nmnist", "split": "test", "n": 40, "correct": 31,
@@ -149,8 +150,6 @@ def test_registry_model_folder_carries_its_card(tmp_path, monkeypatch):
                                     "hf_hub_id": "org/tiny"}))
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "bundled")
     cards_dir = tmp_path / "model_cards"
-    from test_cards import write_card_inputs
-
     write_card_inputs(cards_dir / NAME, EVAL)
     monkeypatch.setattr(hub, "DEFAULT_CARDS_DIR", cards_dir)
     card = cards.write_card(NAME, cards_dir)

@@ -20,7 +20,8 @@ from snnzoo.runtime import Predictor
 from snnzoo.runtime.images import ImageFileError, ImageSpec, load_image
 from snnzoo.zoo.models import CIFAR10_MEAN, CIFAR10_STD
 from snnzoo.zoo.training.data import to_input
-from test_predictor import SAMPLES, runtime_env  # noqa: F401  (the session's event model)
+
+from conftest import SAMPLES
 
 SPEC = ImageSpec((3, 32, 32), 1 / 255, tuple(CIFAR10_MEAN), tuple(CIFAR10_STD))
 N_PNG, N_JPEG = 12, 4

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from snnzoo.cli import cli
 from snnzoo.runtime import models
-from test_predictor import REPO, SAMPLES, bad_files, runtime_env  # noqa: F401  (shared fixtures)
+
+from conftest import REPO, SAMPLES
 
 NO_NETWORK = ("import socket\n"
               "def _refuse(*a, **k):\n"

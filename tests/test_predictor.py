@@ -2,11 +2,9 @@
 pipeline (order, cross-file batches, per-file errors), sensor checks, ORT vs torch, no torch."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,49 +12,9 @@ import pytest
 from snnzoo.runtime import Predictor, models, onnx_cache
 from snnzoo.runtime.ort_session import CPU, CUDA, TRT, DeviceError, OrtSession, choose_providers
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = sorted((REPO / "runtime" / "samples").glob("*.npy"))
+from conftest import REPO, SAMPLES
+
 SAMPLE_SOURCES = {s.name: (int(s.stem.split("_")[1]), s.stem.split("label")[1]) for s in SAMPLES}
-
-
-@pytest.fixture(scope="session")
-def runtime_env(tmp_path_factory):
-    """A seeded random ``nmnist_compact`` checkpoint folder (fp16 safetensors + config.json, as
-    shipped checkpoints are) and ``$SNNZOO_CACHE`` in a temp dir, the folder's export cached."""
-    import torch
-    from safetensors.torch import save_file
-
-    from snnzoo import create_model
-
-    base = tmp_path_factory.getbasetemp() / "runtime"  # shared by the modules importing this fixture
-    ckpt, cache = base / "nmnist_compact_ckpt", base / "cache"
-    if not models.is_checkpoint(ckpt):
-        ckpt.mkdir(parents=True)
-        torch.manual_seed(0)
-        net = create_model("nmnist_compact")
-        save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(ckpt / "model.safetensors"))
-        (ckpt / "config.json").write_text(json.dumps(net.config, indent=1))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SNNZOO_CACHE", str(cache))
-    onnx = onnx_cache.onnx_path(models.resolve(ckpt))  # the one export of this session
-    yield SimpleNamespace(checkpoint=ckpt, cache=cache, onnx=onnx)
-    mp.undo()
-
-
-@pytest.fixture(scope="session")
-def bad_files(tmp_path_factory) -> dict[str, Path]:
-    """A truncated N-MNIST .bin, a text file named .npy, and a 128x128 recording (.npz with its sensor)."""
-    d = tmp_path_factory.mktemp("bad")
-    ev = np.load(SAMPLES[0])
-    raw = np.zeros((len(ev), 5), np.uint8)
-    raw[:, 0], raw[:, 1] = ev["x"], ev["y"]
-    raw[:, 2] = (ev["p"].astype(np.uint8) << 7) | ((ev["t"] >> 16) & 0x7F).astype(np.uint8)
-    raw[:, 3], raw[:, 4] = (ev["t"] >> 8) & 0xFF, ev["t"] & 0xFF
-    files = {"truncated": d / "truncated.bin", "not_events": d / "notes.npy", "wrong_sensor": d / "dvs128.npz"}
-    files["truncated"].write_bytes(raw.tobytes()[:-3])
-    files["not_events"].write_text("these are my notes, not events\n")
-    np.savez(files["wrong_sensor"], events=ev, sensor_size=np.array([128, 128, 2]))
-    return files
 
 
 # ---- samples ------------------------------------------------------------------------------

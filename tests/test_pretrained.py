@@ -13,37 +13,14 @@ import torch
 from hub_server import HubTestServer, point_client_at
 
 import snnzoo
-from snnzoo.zoo import entrypoints, models, pretrained
+from snnzoo.zoo import models, pretrained
 from snnzoo.publish.hub import push
 from snnzoo.zoo.pretrained import IntegrityError, PretrainedError
 
+from conftest import NAME, frames, register, tiny_cfg, tiny_net
+
 TOKEN = "hf_test_token_pretrained_1234"
-NAME = "tiny_events"
 REPO = "org/tiny"
-
-
-def tiny_cfg(weights: dict | None = None) -> dict:
-    return models._cfg("4C3-AP2-16FC-Voting", "nmnist", models._events((34, 34, 2), 2), models.DIGITS,
-                       input_m2=0.1, weights=weights)
-
-
-def tiny_net(cfg: dict) -> torch.nn.Module:
-    """A small model whose weights are exactly fp16-representable, so round trips compare exactly."""
-    torch.manual_seed(0)
-    net = models._build(NAME, cfg, {})
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(p.half().float())
-    return net.eval()
-
-
-def register(monkeypatch, cfg: dict) -> None:
-    monkeypatch.setitem(entrypoints._entrypoints, NAME, lambda **kw: models._build(NAME, cfg, kw))
-    monkeypatch.setitem(entrypoints._pretrained_cfgs, NAME, cfg)
-
-
-def frames() -> torch.Tensor:
-    return (torch.rand(3, 2, 2, 34, 34, generator=torch.Generator().manual_seed(1)) < 0.2).float()
 
 
 @pytest.fixture

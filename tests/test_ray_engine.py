@@ -19,7 +19,6 @@ from click.testing import CliRunner
 from conftest import IN_CI, REPO
 from snnzoo.cli import cli
 from snnzoo.runtime import Predictor
-from test_predictor import bad_files  # noqa: F401  (shared fixture)
 
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray's switch for 127.0.0.1-only nodes
 WORKER = "MapWorker(MapBatches(PredictBatch))"  # the process title of our pool's actors
@@ -73,7 +72,7 @@ def recordings(nmnist_root) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_rows(recordings, bad_files):
+def local_rows(recordings, bad_files, default_onnx):
     """The local engine's rows for the recordings and the bad files, by file."""
     from snnzoo.runtime.ray_engine import to_row
 

@@ -116,7 +116,7 @@ def test_corrupt_evt3_word_in_the_middle(shared_data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def default_predictor() -> Predictor:
+def default_predictor(default_onnx) -> Predictor:
     return Predictor(batch_size=16)
 
 
@@ -228,7 +228,7 @@ def test_bad_data_mid_file_reports_windows_then_one_error(default_predictor, nmn
     assert {ln["file"] for ln in lines} == {str(truncated), str(src)}
 
 
-def test_cli_formats(nmnist_root):
+def test_cli_formats(nmnist_root, default_onnx):
     from snnzoo.cli import cli
 
     src = str(nmnist_root / "Train" / "3" / "00008.bin")
