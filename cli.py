@@ -1,5 +1,6 @@
 """The ``snnzoo`` command line. Subcommands live beside the code they drive and are
-imported only when invoked, so ``snnzoo predict`` on the ONNX path never imports torch."""
+imported only when invoked, so ``snnzoo predict`` on the ONNX path never imports torch.
+Errors are printed here, once: a command raises, and :func:`one_line_errors` prints the one line."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,7 @@ from typing import Iterator
 import click
 
 from ._version import __version__
+from .errors import SnnzooError, error_line
 
 # name -> "module:attribute" of a click command; one line per subcommand.
 COMMANDS: dict[str, str] = {
@@ -28,15 +30,11 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())
-
-
 class LineError(click.ClickException):
     """A click error printed as the documented one line, ``snnzoo: error: MESSAGE``."""
 
     def show(self, file=None) -> None:
-        click.echo(f"snnzoo: error: {_line(self.format_message())}", err=True)
+        click.echo(error_line(self.format_message()), err=True)
 
 
 class LineUsageError(click.UsageError):
@@ -44,17 +42,22 @@ class LineUsageError(click.UsageError):
 
     def show(self, file=None) -> None:
         hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
-        click.echo(f"snnzoo: error: {_line(self.format_message())}{hint}", err=True)
+        click.echo(error_line(self.format_message()) + hint, err=True)
 
 
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Click's errors in the project's format: usage errors (bad option, value or command) become
-    :class:`LineUsageError`, other ``ClickException``s :class:`LineError` with the same exit status."""
+    """Every error a command reports, in the project's format: click's usage errors (bad option,
+    value or command) become :class:`LineUsageError`, other ``ClickException``s and every
+    :class:`~snnzoo.errors.SnnzooError` :class:`LineError` with the same exit status."""
     try:
         yield
     except (click.exceptions.NoArgsIsHelpError, LineError, LineUsageError):
         raise  # a bare `snnzoo CMD` prints its help, as asked; converted errors pass through
+    except SnnzooError as e:
+        line = LineError(str(e))
+        line.exit_code = e.exit_code
+        raise line from None
     except click.UsageError as e:
         raise LineUsageError(e.format_message(), e.ctx) from None
     except click.ClickException as e:

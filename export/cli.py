@@ -1,50 +1,42 @@
 """``snnzoo export MODEL -o FILE``: a registry model, Hub folder or checkpoint folder to ONNX or NIR."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
 import click
 import numpy as np
 
-
-class ExportError(Exception):
-    """A user-facing failure: ``snnzoo: error: <message>``."""
+from ..errors import SnnzooError
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"snnzoo: error: {message}", err=True)
-    sys.exit(1)
+class ExportError(SnnzooError):
+    """What ``snnzoo export`` cannot do; the CLI prints it as ``snnzoo: error: <message>``."""
 
 
 def load_model(spec: str, pretrained: bool | None):
     """A registry name, ``hf-hub:org/name`` or checkpoint folder → ``(model, weights provenance)``."""
-    from ..zoo.pretrained import PretrainedError, load_folder, sha256_file
+    from ..zoo.pretrained import load_folder, sha256_file
     from ..zoo.registry import create_model, get_pretrained_cfg, list_models
 
-    try:
-        if Path(spec).is_dir():
-            weights = Path(spec) / "model.safetensors"
-            model = load_folder(spec)
-            return model, {"source": "checkpoint", "path": Path(spec).resolve().name,
-                           "file": weights.name, "sha256": sha256_file(weights)}
-        if spec.startswith("hf-hub:"):
-            return create_model(spec), {"source": "hf-hub", "id": spec[len("hf-hub:"):]}
-        if spec not in list_models():
-            raise ExportError(f"{spec}: neither a checkpoint folder nor a registered model "
-                              f"(known: {', '.join(list_models())})")
-        published = spec in list_models(pretrained=True)
-        if pretrained is None and not published:
-            raise ExportError(f"{spec}: no published weights; pass --no-pretrained to export "
-                              "a randomly initialised model")
-        if pretrained is False:
-            return create_model(spec), {"source": "random-init"}
-        model = create_model(spec, pretrained=True)
-        return model, {"source": "registry", **get_pretrained_cfg(spec)["weights"]}
-    except PretrainedError as e:
-        raise ExportError(str(e)) from None
+    if Path(spec).is_dir():
+        weights = Path(spec) / "model.safetensors"
+        model = load_folder(spec)
+        return model, {"source": "checkpoint", "path": Path(spec).resolve().name,
+                       "file": weights.name, "sha256": sha256_file(weights)}
+    if spec.startswith("hf-hub:"):
+        return create_model(spec), {"source": "hf-hub", "id": spec[len("hf-hub:"):]}
+    if spec not in list_models():
+        raise ExportError(f"{spec}: neither a checkpoint folder nor a registered model "
+                          f"(known: {', '.join(list_models())})")
+    published = spec in list_models(pretrained=True)
+    if pretrained is None and not published:
+        raise ExportError(f"{spec}: no published weights; pass --no-pretrained to export "
+                          "a randomly initialised model")
+    if pretrained is False:
+        return create_model(spec), {"source": "random-init"}
+    model = create_model(spec, pretrained=True)
+    return model, {"source": "registry", **get_pretrained_cfg(spec)["weights"]}
 
 
 def _check_inputs(net, files: tuple[str, ...], count: int) -> tuple[np.ndarray, str]:
@@ -117,9 +109,9 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
     self-describing ONNX file (time loop unrolled, dynamic batch) or a NIR graph."""
     check = check or bool(check_data)
     if fmt == "nir" and (streaming or opset or check):
-        _fail("--streaming, --opset and --check apply to --format onnx only")
+        raise ExportError("--streaming, --opset and --check apply to --format onnx only")
     if fmt == "onnx" and (dt is not None or target != "generic"):
-        _fail("--dt and --target apply to --format nir only")
+        raise ExportError("--dt and --target apply to --format nir only")
     try:
         net, weights = load_model(model, pretrained)
         if check:  # read the check data first: a bad file fails before a long export
@@ -137,12 +129,12 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
         from .onnx import export_onnx
 
         export_onnx(net, output, time_steps=time_steps, opset=opset, streaming=streaming, weights=weights)
-    except ExportError as e:
-        _fail(str(e))
+    except SnnzooError:
+        raise
     except ValueError as e:
-        _fail(f"{model}: {e}")
+        raise ExportError(f"{model}: {e}") from None
     except OSError as e:
-        _fail(f"{output}: {e.strerror or e}")
+        raise ExportError(f"{output}: {e.strerror or e}") from None
     import onnx
 
     nodes = len(onnx.load(str(output), load_external_data=False).graph.node)
@@ -157,4 +149,4 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
                    f"({r['vote_flips']} of {r['voting_spikes']} voting spikes) -> "
                    f"{'passed' if r['passed'] else 'FAILED'}")
         if not r["passed"]:
-            _fail(f"{output}: ONNX Runtime and PyTorch disagree beyond the tolerance {r['tolerance']}")
+            raise ExportError(f"{output}: ONNX Runtime and PyTorch disagree beyond the tolerance {r['tolerance']}")

@@ -29,6 +29,7 @@ import click
 from torch import nn
 
 from .._version import __version__
+from ..errors import SnnzooError
 from ..zoo.cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
                          registry_config, render_card)
 from ..zoo.pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, PretrainedError, check_config,
@@ -222,11 +223,6 @@ def pull(spec: str, local_dir: str | Path | None = None) -> Path:
     return path
 
 
-def _fail(message: str) -> None:
-    click.echo(f"snnzoo: error: {message}", err=True)
-    sys.exit(1)
-
-
 def _errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -263,7 +259,7 @@ def push_command(model: str, repo_id: str, private: bool, revision: str | None, 
         out = push(model, repo_id, private=private, revision=revision, commit_message=message,
                    eval_results=evals, card_dir=card_dir, onnx=not no_onnx, folder=folder, dry_run=dry_run)
     except _errors() as e:
-        _fail(_first_line(e))
+        raise SnnzooError(_first_line(e)) from None
     click.echo(out)
 
 
@@ -276,5 +272,5 @@ def pull_command(spec: str, local_dir: Path | None) -> None:
     try:
         path = pull(spec, local_dir)
     except _errors() as e:
-        _fail(_first_line(e))
+        raise SnnzooError(_first_line(e)) from None
     click.echo(str(path))

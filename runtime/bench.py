@@ -17,6 +17,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..errors import SnnzooError, one_line
+from .errors import ModelError
 from .predictor import Predictor
 from .readers import read_events
 
@@ -86,13 +88,12 @@ def bench_command(model: str | None, backend: str, device: str, batch_size: int,
     """Measure samples/s and events/s of a model (inference alone, and files end to end)."""
     try:
         predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size, workers=workers)
-    except Exception as e:
-        click.echo(f"snnzoo: error: {' '.join(str(e).split())}", err=True)
-        raise SystemExit(1)
+    except SnnzooError:
+        raise
+    except Exception as e:  # whatever else the model or device raise: one line, no traceback
+        raise ModelError(one_line(e) or type(e).__name__) from None
     if predictor.info.image is not None:
-        click.echo(f"snnzoo: error: {predictor.info.name} is an image model; bench measures event-stream "
-                   "models", err=True)
-        raise SystemExit(1)
+        raise ModelError(f"{predictor.info.name} is an image model; bench measures event-stream models")
     with tempfile.TemporaryDirectory() as tmp:
         files, what = bench_inputs(predictor, Path(tmp))
         streams = [read_events(f, sensor_size=predictor.info.sensor_size)[0] for f in files]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import numpy as np
 
+from ..errors import report
 from .errors import EventFileError
 from .images import image_not_events
 from .readers import EventStream
@@ -157,7 +158,7 @@ def info_command(files: tuple[Path, ...], fmt: str, histogram: Path | None) -> N
         try:
             summary = scan_events(f)
         except EventFileError as e:
-            click.echo(f"snnzoo: error: {e}", err=True)
+            report(e)
             failed = True
             continue
         info = event_file_info(f, summary)

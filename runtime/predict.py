@@ -14,12 +14,10 @@ import sys
 
 import click
 
+from ..errors import SnnzooError, one_line, report
+from .errors import ModelError
 from .inputs import expand_inputs
 from .predictor import Prediction, Predictor
-
-
-def _error(message: str) -> None:
-    click.echo(f"snnzoo: error: {message}", err=True)
 
 
 class _Writer:
@@ -129,9 +127,10 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
         else:
             predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
                                   workers=workers, top_k=top_k, resize=resize)
-    except Exception as e:  # model/device problems (or no Ray): one line, no traceback
-        _error(" ".join(str(e).split()) or type(e).__name__)
-        sys.exit(1)
+    except SnnzooError:
+        raise
+    except Exception as e:  # whatever else the model or device raise: one line, no traceback
+        raise ModelError(one_line(e) or type(e).__name__) from None
     images = predictor.info.image is not None
     if images and window is not None:
         raise click.UsageError("--window needs an event model (event streams); this is an image model")
@@ -140,7 +139,7 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
     failed = False
     for arg, reason in targets:
         if reason is not None:
-            _error(f"{arg}: {reason}")
+            report(f"{arg}: {reason}")
             failed = True
     files = [arg for arg, reason in targets if reason is None]
     if files:
@@ -158,7 +157,7 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
         for r in results:
             rows += 1
             if not r.ok:
-                _error(f"{r.file}: {r.error}")
+                report(f"{r.file}: {r.error}")
                 failed = True
             elif not output:
                 writer.row(r)

@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from ..errors import SnnzooError
 from .errors import ModelError
 from .model_info import ModelInfo
 from .models import resolve
@@ -43,7 +44,7 @@ ROW_FIELDS = ("file", "label", "class", "score", "topk", "events", "error")
 INSTALL_HINT = "pip install 'snnzoo[ray]'"
 
 
-class RayMissing(ImportError):
+class RayMissing(SnnzooError, ImportError):
     """Ray (or pyarrow) is not installed; the message says how to install it."""
 
 

@@ -126,3 +126,45 @@ def test_the_checks_catch_an_import_up_and_a_cycle():
     assert violations(g) == ["snnzoo.runtime.a imports snnzoo.zoo.c",
                              "snnzoo.runtime.b imports snnzoo.export.d (inside a function)"]
     assert cycles(g) == [["snnzoo.runtime.a", "snnzoo.zoo.c"]]
+
+
+# ---- one error root, printed in one place -------------------------------------------------------
+PENDING_ROOT = {"snnzoo.zoo.cards.CardError"}  # cards.py is being split by its owner (issue 15, item 6)
+PRINTS_ITSELF = {"snnzoo.zoo.cards", "snnzoo.zoo.emulator"}  # likewise: their commands still print errors
+
+
+def exception_classes() -> list[str]:
+    """``module.Class`` of every class defined with a base named ``...Error``/``...Exception``/``...Missing``."""
+    found = []
+    for m, path in package_modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and any(
+                    (b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")).endswith(("Error", "Exception"))
+                    for b in node.bases):
+                found.append(f"{m}.{node.name}")
+    return sorted(found)
+
+
+def test_every_project_error_derives_from_the_root():
+    import importlib
+
+    from click import ClickException
+
+    from snnzoo.errors import SnnzooError
+
+    classes = exception_classes()
+    assert "snnzoo.runtime.errors.EventFileError" in classes and "snnzoo.zoo.pretrained.IntegrityError" in classes
+    outside = []
+    for name in classes:
+        module, _, cls = name.rpartition(".")
+        c = getattr(importlib.import_module(module), cls)
+        if not issubclass(c, (SnnzooError, ClickException)) and name not in PENDING_ROOT:
+            outside.append(name)
+    assert outside == []
+
+
+def test_only_the_entry_point_formats_error_lines():
+    """``snnzoo: error:`` is written by ``snnzoo.errors`` alone (``cli.py`` and per-file reports use it)."""
+    printers = sorted(m for m, path in package_modules().items()
+                      if m != "snnzoo.errors" and 'f"snnzoo: error:' in path.read_text())
+    assert printers == sorted(PRINTS_ITSELF)

@@ -6,11 +6,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...errors import SnnzooError
 from ...runtime.errors import EventFileError
 from ...runtime.readers import read_events
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(SnnzooError, FileNotFoundError):
     """The data is not where it was looked for; the message says where to get it and put it."""
 
     def __init__(self, message: str, root: str | Path | None = None) -> None:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
+from ...errors import UsageError
 from ..pretrained import PretrainedError
 from .config import ConfigError
 
@@ -17,8 +17,7 @@ USER_ERRORS = (ConfigError, PretrainedError, ValueError, FileNotFoundError, File
 
 def _fail(e: BaseException) -> None:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    click.echo(f"snnzoo: error: {msg}", err=True)
-    sys.exit(2)
+    raise UsageError(msg) from None
 
 
 @click.command("train")

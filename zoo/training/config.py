@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ...errors import SnnzooError
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 DEFAULTS: dict[str, Any] = {
@@ -72,7 +74,7 @@ RESUMABLE = {"train.epochs", "train.device", "train.threads", "train.log_every",
              "train.eval_batch_size", "train.time_limit_s", "train.compile"}
 
 
-class ConfigError(ValueError):
+class ConfigError(SnnzooError, ValueError):
     """A bad config file or override; the message names the file or key."""
 
 
