@@ -15,16 +15,21 @@ class ExportError(SnnzooError):
 
 
 def load_model(spec: str, pretrained: bool | None):
-    """A registry name, ``hf-hub:org/name`` or checkpoint folder → ``(model, weights provenance)``."""
+    """A registry name, ``hf-hub:org/name`` or checkpoint folder (:func:`snnzoo.runtime.models.resolve`)
+    → ``(model, weights provenance)``."""
+    from ..runtime.models import WEIGHTS_FILE, resolve
     from ..zoo.pretrained import load_folder, sha256_file
     from ..zoo.registry import create_model, get_pretrained_cfg, list_models
 
-    if Path(spec).is_dir():
-        weights = Path(spec) / "model.safetensors"
-        model = load_folder(spec)
-        return model, {"source": "checkpoint", "path": Path(spec).resolve().name,
-                       "file": weights.name, "sha256": sha256_file(weights)}
-    if spec.startswith("hf-hub:"):
+    ref = resolve(spec)
+    if ref.kind == "onnx":
+        raise ExportError(f"{spec}: already an ONNX model; export takes a checkpoint folder, a registry "
+                          "name or hf-hub:ORG/NAME")
+    if ref.kind == "checkpoint":
+        model = load_folder(ref.checkpoint)
+        return model, {"source": "checkpoint", "path": ref.checkpoint.resolve().name,
+                       "file": WEIGHTS_FILE, "sha256": sha256_file(ref.checkpoint / WEIGHTS_FILE)}
+    if ref.kind == "hub":
         return create_model(spec), {"source": "hf-hub", "id": spec[len("hf-hub:"):]}
     if spec not in list_models():
         raise ExportError(f"{spec}: neither a checkpoint folder nor a registered model "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import SnnzooError
+from ..runtime.models import ONNX_FILE, resolve
 from ..zoo.cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
                          registry_config, render_card)
 from ..zoo.pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, PretrainedError, check_config,
@@ -37,7 +37,7 @@ from ..zoo.pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, Pretrained
                               sha256_file, verify_sha256)
 from ..zoo.registry import create_model, list_models
 
-HUB_ONNX = "model.onnx"
+HUB_ONNX = ONNX_FILE
 HUB_CARD = "README.md"
 
 
@@ -78,9 +78,10 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
                      repo_id: str | None = None, onnx: bool = True) -> Path:
     """Write the Hub folder of a model to ``out_dir`` and return it.
 
-    ``model_or_checkpoint``: a built model (with ``.config``), a checkpoint folder
-    (``config.json`` + ``model.safetensors``, as training writes) or a registry name with
-    published weights. The card's numbers come from ``eval_results`` (eval JSON object(s) as
+    ``model_or_checkpoint``: a built model (with ``.config``), or a reference
+    (:func:`snnzoo.runtime.models.resolve`): a checkpoint folder (``config.json`` +
+    ``model.safetensors``, as training writes), a registry name with published weights or
+    ``hf-hub:ORG/NAME[@REV]``. The card's numbers come from ``eval_results`` (eval JSON object(s) as
     ``snnzoo eval --format json`` prints them) or from ``card_dir`` (``card.json`` + its eval
     files); the registered weights of a registry model default to its ``model_cards/<name>/``
     folder, giving the README of ``snnzoo card``. ``repo_id`` is named in the card's usage snippet.
@@ -92,17 +93,21 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
         raise PretrainedError(f"{out}: not an empty folder (everything in it would be published)")
     out.mkdir(parents=True, exist_ok=True)
     src = model_or_checkpoint
-    if isinstance(src, nn.Module):
-        cfg = copy.deepcopy(check_config(getattr(src, "config", None), "model.config"))
-        model = src
+    ref = None if isinstance(src, nn.Module) else resolve(src)
+    if ref is not None and ref.kind == "onnx":
+        raise PretrainedError(f"{src}: an ONNX file; a Hub folder is built from a checkpoint folder, a registry "
+                              "model or hf-hub:ORG/NAME")
+    if ref is None or ref.kind == "hub":
+        model = src if ref is None else create_model(ref.registry_id)
+        cfg = copy.deepcopy(check_config(getattr(model, "config", None), "model.config"))
         _save_fp16(model, out / HUB_WEIGHTS)
-    elif Path(src).is_dir():
-        folder = Path(src)
+    elif ref.kind == "checkpoint":
+        folder = ref.checkpoint
         cfg = read_config(folder / HUB_CONFIG)
         model = load_folder(folder)
         shutil.copyfile(folder / HUB_WEIGHTS, out / HUB_WEIGHTS)
     else:
-        name = str(src)
+        name = ref.registry_id
         if name not in list_models(pretrained=True):
             raise PretrainedError(f"{name}: neither a checkpoint folder nor a registry model with published weights")
         model = create_model(name)
@@ -251,7 +256,7 @@ def _first_line(e: BaseException) -> str:
 def push_command(model: str, repo_id: str, private: bool, revision: str | None, message: str | None,
                  eval_files: tuple[Path, ...], card_dir: Path | None, folder: Path | None, no_onnx: bool,
                  dry_run: bool) -> None:
-    """Publish MODEL (registry name, checkpoint folder or built Hub folder) to the Hub.
+    """Publish MODEL (registry name, hf-hub:ORG/NAME[@REV], checkpoint folder or built Hub folder) to the Hub.
 
     The token comes from HF_TOKEN or `hf auth login`; it is never printed."""
     try:

@@ -1,10 +1,11 @@
-"""Where a model comes from, without importing torch or ``snnzoo.zoo``.
+"""The one model resolver: what a model reference names, without importing torch or ``snnzoo.zoo``.
 
-``--model`` accepts
+:func:`resolve` turns every reference a command takes (``predict``, ``bench``, ``eval``,
+``export``, ``push``) into a :class:`ModelRef`:
 - nothing: the bundled default checkpoint, ``zoo/weights/nmnist_compact`` inside the package;
-- a registry id (``nmnist_compact``): its bundled folder ``zoo/weights/<id>`` when there is one,
-  otherwise (and for ``hf-hub:org/name``) the weights resolved by ``snnzoo.zoo.pretrained``,
-  which imports torch on every run;
+- a registry id (``nmnist_compact``), with its bundled folder ``zoo/weights/<id>`` when there is
+  one (otherwise the zoo finds its weights, :mod:`snnzoo.zoo.pretrained`, which imports torch);
+- ``hf-hub:ORG/NAME[@REV]``: a folder made by ``snnzoo push``, fetched by the zoo;
 - a checkpoint folder (``config.json`` + ``model.safetensors``; a ``model.onnx`` in it is used as is);
 - an ``.onnx`` file.
 
@@ -33,12 +34,26 @@ WEIGHTS_FILE, CONFIG_FILE, ONNX_FILE = "model.safetensors", "config.json", "mode
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved ``--model``: exactly one of ``checkpoint``, ``onnx`` or ``registry_id`` is set."""
+    """A resolved model reference. ``kind`` is what was named; the other fields, what is there:
+
+    - ``"registry"``: a registry name (``registry_id``), built by the zoo; ``checkpoint`` is its
+      bundled folder when the package ships one (the default model's is always there);
+    - ``"hub"``: ``hf-hub:ORG/NAME[@REV]`` (``registry_id``; ``repo_id``, ``revision``), a folder
+      made by ``snnzoo push``, fetched by the zoo;
+    - ``"checkpoint"``: a folder with ``config.json`` + ``model.safetensors`` (``checkpoint``), and
+      ``onnx`` when it holds a ``model.onnx`` too (a Hub folder);
+    - ``"onnx"``: an ``.onnx`` file, or a folder holding only a ``model.onnx`` (``onnx``).
+
+    Each command maps a kind to its backend: ONNX Runtime takes ``onnx``, else exports
+    ``checkpoint``, else the registry model; torch loads ``checkpoint``, else the registry model."""
 
     name: str
+    kind: str
     checkpoint: Path | None = None
     onnx: Path | None = None
     registry_id: str | None = None
+    repo_id: str | None = None
+    revision: str | None = None
 
 
 def cache_dir() -> Path:
@@ -66,36 +81,50 @@ def is_checkpoint(folder: Path) -> bool:
     return (folder / WEIGHTS_FILE).is_file() and (folder / CONFIG_FILE).is_file()
 
 
+def parse_hub_spec(spec: str) -> tuple[str, str | None]:
+    """``"org/name@rev"`` → ``("org/name", "rev")``; ``"org/name"`` → ``("org/name", None)``."""
+    repo_id, _, rev = spec.partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ModelError(f"{spec}: expected a Hub repository ORG/NAME[@REVISION]")
+    return repo_id, rev or None
+
+
 def resolve(model: str | os.PathLike | None) -> ModelRef:
-    """Turn a ``--model`` value into a :class:`ModelRef` (see the module docstring)."""
+    """Turn a model reference (``--model``, ``MODEL``) into a :class:`ModelRef`: ``None`` (the
+    bundled default), a registry name, ``hf-hub:ORG/NAME[@REV]``, a checkpoint folder or an
+    ``.onnx`` file. Reads no weights and imports neither torch nor the zoo."""
     if model is None:
         folder = bundled_dir(DEFAULT_MODEL)
         if not is_checkpoint(folder):
             raise ModelError(f"the bundled default model is missing: no {WEIGHTS_FILE} and "
                              f"{CONFIG_FILE} in {folder}")
-        return ModelRef(DEFAULT_MODEL, checkpoint=folder)
+        return ModelRef(DEFAULT_MODEL, "registry", checkpoint=folder, registry_id=DEFAULT_MODEL)
     text = os.fspath(model)
     if text.startswith("hf-hub:"):
-        return ModelRef(text, registry_id=text)
+        repo_id, revision = parse_hub_spec(text[len("hf-hub:"):])
+        return ModelRef(text, "hub", registry_id=text, repo_id=repo_id, revision=revision)
     path = Path(text)
     if text.endswith(".onnx"):
         if not path.is_file():
             raise ModelError(f"{text}: no such ONNX file")
-        return ModelRef(path.stem, onnx=path)
+        return ModelRef(path.stem, "onnx", onnx=path)
     if path.is_dir():
-        if (path / ONNX_FILE).is_file():
-            return ModelRef(path.name, onnx=path / ONNX_FILE, checkpoint=None)
-        if not is_checkpoint(path):
-            raise ModelError(f"{text}: not a checkpoint folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-        return ModelRef(path.name, checkpoint=path)
+        onnx = path / ONNX_FILE if (path / ONNX_FILE).is_file() else None
+        if onnx is not None and not is_checkpoint(path):
+            return ModelRef(path.name, "onnx", onnx=onnx)
+        holds = f"a checkpoint folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+        if not (path / CONFIG_FILE).is_file():
+            raise ModelError(f"{text}: not a checkpoint folder: {path / CONFIG_FILE}: missing ({holds})")
+        checkpoint_config(path)
+        if not (path / WEIGHTS_FILE).is_file():
+            raise ModelError(f"{path / WEIGHTS_FILE}: missing ({holds})")
+        return ModelRef(path.name, "checkpoint", checkpoint=path, onnx=onnx)
     if path.is_file():
         raise ModelError(f"{text}: neither an .onnx file nor a checkpoint folder")
     if os.sep in text or text.startswith("."):
         raise ModelError(f"{text}: no such file or folder")
     folder = bundled_dir(text)
-    if is_checkpoint(folder):
-        return ModelRef(text, checkpoint=folder)
-    return ModelRef(text, registry_id=text)
+    return ModelRef(text, "registry", checkpoint=folder if is_checkpoint(folder) else None, registry_id=text)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -131,14 +160,20 @@ def recorded_sha256(folder: str | os.PathLike, cfg: dict) -> str | None:
     return None
 
 
+def checkpoint_config(folder: str | os.PathLike) -> dict:
+    """``folder/config.json`` as a dict (a :class:`ModelError` when it cannot be read)."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path}: unreadable config ({e})") from None
+
+
 def verify_checkpoint(folder: str | os.PathLike) -> str:
     """sha256 of ``folder/model.safetensors``, checked against the one its ``config.json``
     records (:func:`recorded_sha256`) when it records one."""
     folder = Path(folder)
-    try:
-        cfg = json.loads((folder / CONFIG_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelError(f"{folder / CONFIG_FILE}: unreadable config ({e})") from None
+    cfg = checkpoint_config(folder)
     expected = recorded_sha256(folder, cfg)
     if expected is None:
         return sha256_file(folder / WEIGHTS_FILE)

@@ -37,20 +37,20 @@ def onnx_path(ref: ModelRef) -> Path:
     time imports torch and the exporter)."""
     if ref.onnx is not None:
         return ref.onnx
-    if ref.registry_id is not None:
-        from .torch_backend import load_registry_model, state_sha256  # torch: not a bundled model
-
-        model = load_registry_model(ref.registry_id)
-        dest = cache_dir() / "onnx" / f"{_slug(ref.name)}-{state_sha256(model)[:16]}-{__version__}.onnx"
+    if ref.checkpoint is not None:
+        sha = verify_checkpoint(ref.checkpoint)  # before any use, the cached export included
+        dest = cached_onnx_path(ref, sha)
         if not dest.is_file():
-            _export(model, dest, {"source": "registry", "model_id": ref.registry_id})
-        return dest
-    sha = verify_checkpoint(ref.checkpoint)  # before any use, the cached export included
-    dest = cached_onnx_path(ref, sha)
-    if not dest.is_file():
-        from .torch_backend import load_checkpoint
+            from .torch_backend import load_checkpoint
 
-        _export(load_checkpoint(ref.checkpoint), dest, {"source": "checkpoint", "sha256": sha})
+            _export(load_checkpoint(ref.checkpoint), dest, {"source": "checkpoint", "sha256": sha})
+        return dest
+    from .torch_backend import load_registry_model, state_sha256  # torch: nothing on disk to check
+
+    model = load_registry_model(ref.registry_id)
+    dest = cache_dir() / "onnx" / f"{_slug(ref.name)}-{state_sha256(model)[:16]}-{__version__}.onnx"
+    if not dest.is_file():
+        _export(model, dest, {"source": "registry", "model_id": ref.registry_id})
     return dest
 
 

@@ -64,9 +64,9 @@ class _Writer:
 
 @click.command("predict")
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE|DIR|GLOB...")
-@click.option("--model", "-m", default=None, metavar="ID|PATH.onnx|CHECKPOINT_DIR",
-              help="Registry id, exported .onnx file or checkpoint folder [default: the bundled "
-                   "N-MNIST model].")
+@click.option("--model", "-m", default=None, metavar="ID|hf-hub:ORG/NAME|PATH.onnx|CHECKPOINT_DIR",
+              help="Registry id, hf-hub:ORG/NAME[@REV], exported .onnx file or checkpoint folder "
+                   "[default: the bundled N-MNIST model].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="cuda fails loudly when the backend cannot run on CUDA.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime",

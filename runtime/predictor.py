@@ -86,8 +86,8 @@ class Predictor:
     """Batch predictions from an event or image model.
 
     Args:
-        model: ``None`` (the bundled default), a registry id, a checkpoint folder or an ``.onnx``
-            file (see :mod:`snnzoo.runtime.models`).
+        model: ``None`` (the bundled default), a registry id, ``hf-hub:ORG/NAME[@REV]``, a
+            checkpoint folder or an ``.onnx`` file (:func:`snnzoo.runtime.models.resolve`).
         backend: ``"onnxruntime"`` (imports neither torch nor ``snnzoo.zoo``) or ``"torch"``.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (an error if CUDA is asked for and unusable).
         batch_size: samples per inference call, formed across files.

@@ -27,14 +27,16 @@ from torch import nn
 from .._version import __version__
 from ..errors import SnnzooError
 from ..runtime.errors import IntegrityError as WeightsIntegrityError
+from ..runtime.errors import ModelError
+from ..runtime.models import CONFIG_FILE as HUB_CONFIG
+from ..runtime.models import WEIGHTS_FILE as HUB_WEIGHTS
+from ..runtime.models import parse_hub_spec as split_hub_spec
 from ..runtime.models import recorded_sha256, sha256_file
 from ..runtime.models import verify_sha256 as check_sha256
 from .builder import build_model
 from .entrypoints import get_pretrained_cfg, list_models
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-HUB_WEIGHTS = "model.safetensors"
-HUB_CONFIG = "config.json"
 HUB_CLIENT_KW = {"library_name": "snnzoo", "library_version": __version__}
 
 
@@ -63,11 +65,12 @@ def hub_offline() -> bool:
 
 
 def parse_hub_spec(spec: str) -> tuple[str, str | None]:
-    """``"org/name@rev"`` → ``("org/name", "rev")``; ``"org/name"`` → ``("org/name", None)``."""
-    repo_id, _, rev = spec.partition("@")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise PretrainedError(f"{spec}: expected a Hub repository ORG/NAME[@REVISION]")
-    return repo_id, rev or None
+    """``"org/name@rev"`` → ``("org/name", "rev")``; ``"org/name"`` → ``("org/name", None)``
+    (the resolver's parser, :func:`snnzoo.runtime.models.parse_hub_spec`, raising :class:`PretrainedError`)."""
+    try:
+        return split_hub_spec(spec)
+    except ModelError as e:
+        raise PretrainedError(str(e)) from None
 
 
 def hub_file(repo_id: str, filename: str, revision: str | None = None, cache_first: bool = True,

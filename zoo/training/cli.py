@@ -6,13 +6,10 @@ from pathlib import Path
 
 import click
 
-from ...errors import UsageError
-from ..pretrained import PretrainedError
-from .config import ConfigError
+from ...errors import SnnzooError, UsageError
 
 # What a user's bad input raises; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, PretrainedError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               KeyError)
+USER_ERRORS = (SnnzooError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError)
 
 
 def _fail(e: BaseException) -> None:
@@ -91,7 +88,8 @@ def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str,
                  device: str, plot: str | None, progress: bool, exact_only: bool, time_steps: int | None,
                  steps_sweep: str) -> None:
     """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
-    of MODEL — a registry name (pretrained weights), a checkpoint folder or an .onnx file."""
+    of MODEL — a registry name (pretrained weights), hf-hub:ORG/NAME[@REV], a checkpoint folder or an
+    .onnx file."""
     from .evaluate import evaluate, format_text
 
     try:

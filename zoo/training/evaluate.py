@@ -115,27 +115,30 @@ def onnx_config(meta: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def load_runner(spec: str, device: torch.device, time_steps: int | None = None) -> TorchRunner | OnnxRunner:
-    """MODEL of ``snnzoo eval``: an ``.onnx`` file, a checkpoint folder or a registry name (pretrained);
-    ``time_steps`` runs a torch model at another T (an ONNX graph has its T built in)."""
-    path = Path(spec)
+    """MODEL of ``snnzoo eval`` (:func:`snnzoo.runtime.models.resolve`): an ``.onnx`` file, a checkpoint
+    folder, a registry name (pretrained) or ``hf-hub:ORG/NAME[@REV]``; ``time_steps`` runs a torch
+    model at another T (an ONNX graph has its T built in)."""
+    from ...runtime.models import resolve
+
+    ref = resolve(spec)
     overrides = {} if time_steps is None else {"time_steps": time_steps}
-    if spec.endswith(".onnx"):
-        if not path.is_file():
-            raise FileNotFoundError(f"{spec}: ONNX file not found")
+    if ref.kind == "onnx":
         if overrides:
             raise ValueError(f"{spec}: an ONNX graph has its time steps built in; --time-steps needs a "
                              "checkpoint folder or a registry name")
-        return OnnxRunner(path)
-    if path.is_dir():
+        return OnnxRunner(ref.onnx)
+    if ref.kind == "checkpoint":
         from ..pretrained import load_folder
 
-        return TorchRunner(load_folder(path, **overrides).eval(), device, f"checkpoint folder {path}")
+        return TorchRunner(load_folder(ref.checkpoint, **overrides).eval(), device,
+                           f"checkpoint folder {ref.checkpoint}")
     from ..registry import create_model, list_models
 
-    if spec not in list_models():
+    if ref.kind == "registry" and spec not in list_models():
         raise ValueError(f"{spec}: not an .onnx file, a checkpoint folder or a model "
                          f"({', '.join(list_models())})")
-    return TorchRunner(create_model(spec, pretrained=True, **overrides), device, f"pretrained {spec}")
+    source = f"Hub folder {ref.registry_id}" if ref.kind == "hub" else f"pretrained {spec}"
+    return TorchRunner(create_model(ref.registry_id, pretrained=True, **overrides), device, source)
 
 
 def exact_indices(ds: Any, dataset: str, split: str) -> np.ndarray:
