@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from .network import SpikingNet
-from .registry import register_model
+from .entrypoints import register_model
 
 CITATION = (
     "@inproceedings{wu2019direct,\n"
