@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...runtime.models import CONFIG_FILE as CONFIG_NAME
+from ...runtime.models import WEIGHTS_FILE as WEIGHTS_NAME
+
 CKPT_NAME = "last.ckpt"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 def atomic_write(path: str | Path, write) -> None:
