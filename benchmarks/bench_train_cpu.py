@@ -40,6 +40,7 @@ SETUPS = [  # (label, config name)
     ("nmnist_compact", "nmnist_compact"),
     ("cifar10_compact", "cifar10_compact"),
     ("cifar10_qcfs ANN twin (QCFS, 1 step)", "cifar10_qcfs_ann"),
+    ("cifar10_qcfs_vgg ANN twin (QCFS, 1 step)", "cifar10_qcfs_vgg_ann"),
 ]
 
 
