@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from huggingface_hub import ModelCard
 
+from snnzoo.cli import cli
 from snnzoo.zoo import cards, registry
 
 from conftest import NAME, register, tiny_cfg, write_card_inputs
@@ -70,7 +71,7 @@ def test_card_command_writes_checks_and_matches_eval(card_dir):
     # regenerating reproduces the file byte for byte; a hand edit is caught
     assert cards.generate_card(NAME, card_dir.parent) == text
     (card_dir / "README.md").write_text(text.replace("99.10 %", "99.50 %"))
-    r = run(cards.card_command, [NAME, "--cards-dir", str(card_dir.parent), "--check"])
+    r = run(cli, ["card", NAME, "--cards-dir", str(card_dir.parent), "--check"])
     assert r.exit_code == 1 and "README.md: out of date; run `snnzoo card tiny_events`" in r.output
     # a new measurement changes the card's numbers
     result = json.loads((card_dir / "eval.json").read_text())
@@ -95,7 +96,7 @@ def test_bad_card_inputs_fail_with_the_file_named(card_dir, edit, message):
     (card_dir / "eval.json").write_text(json.dumps(result))
     with pytest.raises(cards.CardError, match=re.escape(message)):
         cards.generate_card(NAME, card_dir.parent)
-    r = CliRunner().invoke(cards.card_command, [NAME, "--cards-dir", str(card_dir.parent)])
+    r = CliRunner().invoke(cli, ["card", NAME, "--cards-dir", str(card_dir.parent)])
     assert r.exit_code == 1 and r.output.startswith("snnzoo: error: ") and "Traceback" not in r.output
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from snnzoo.cli import cli
 from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.events import EVENT_DTYPE
 from snnzoo.runtime.readers import read_nmnist_bin
@@ -135,8 +136,9 @@ def test_cli_writes_npy_and_rejects_bad_input(shared_data, tmp_path):
     assert [f"{f.parent.name}/{f.name}" for f in files] == ["1/test_00002.npy", "2/test_00001.npy", "7/test_00000.npy"]
     ev = np.load(files[0], allow_pickle=False)
     assert ev.dtype == EVENT_DTYPE
-    bad = runner.invoke(emulate_command, ["--mnist-root", str(shared_data / "mnist"), "--indices", "0:x",
-                                          "--out", str(tmp_path)])
+    bad = runner.invoke(cli, ["emulate", "--mnist-root", str(shared_data / "mnist"), "--indices", "0:x",
+                              "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "--indices" in bad.output
-    missing = runner.invoke(emulate_command, ["--mnist-root", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert bad.output.startswith("snnzoo: error: --indices '0:x'") and "Traceback" not in bad.output
+    missing = runner.invoke(cli, ["emulate", "--mnist-root", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert missing.exit_code == 2 and "MNIST file not found" in missing.output

@@ -15,11 +15,12 @@ A published checkpoint's card folder ``model_cards/<model-id>/`` holds
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from ..errors import SnnzooError
 
 DEFAULT_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 PROVENANCE_FILE = "card.json"
@@ -28,8 +29,8 @@ REQUIRED_FACTS = ("model", "intended_use", "training_data", "recipe", "compute",
 DATASET_NAMES = {"nmnist": "N-MNIST", "cifar10dvs": "CIFAR10-DVS", "cifar10": "CIFAR-10"}
 
 
-class CardError(ValueError):
-    """Invalid card inputs; ``str()`` is ``"FILE: reason"``."""
+class CardError(SnnzooError, ValueError):
+    """Invalid card inputs, or a card that is out of date; ``str()`` is ``"FILE: reason"`` (exit status 1)."""
 
 
 Evaluation = tuple[dict[str, Any], dict[str, Any]]  # (card.json entry, eval JSON)
@@ -368,16 +369,11 @@ def write_card(model_id: str, cards_dir: Path = DEFAULT_CARDS_DIR) -> Path:
 @click.option("--check", is_flag=True, help="Fail if README.md differs from what would be generated.")
 def card_command(model_id: str, cards_dir: Path, check: bool) -> None:
     """Generate model_cards/MODEL_ID/README.md from card.json and the recorded eval JSON."""
-    try:
-        text = generate_card(model_id, cards_dir)
-    except CardError as e:
-        click.echo(f"snnzoo: error: {e}", err=True)
-        sys.exit(1)
+    text = generate_card(model_id, cards_dir)
     path = cards_dir / model_id / "README.md"
     if check:
         if not path.is_file() or path.read_text() != text:
-            click.echo(f"snnzoo: error: {path}: out of date; run `snnzoo card {model_id}`", err=True)
-            sys.exit(1)
+            raise CardError(f"{path}: out of date; run `snnzoo card {model_id}`")
         click.echo(f"{path}: up to date")
         return
     path.write_text(text)

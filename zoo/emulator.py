@@ -32,7 +32,6 @@ the overlap of binned frames and matched event counts and the event-rate profile
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +41,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from ..errors import UsageError
 from ..runtime.events import make_events
 
 SENSOR_SIZE = (34, 34, 2)
@@ -267,8 +267,7 @@ def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: i
         if chunk < 1:
             raise ValueError(f"--chunk must be ≥ 1, got {chunk}")
     except (OSError, ValueError) as e:
-        click.echo(f"snnzoo: error: {e}", err=True)
-        sys.exit(2)
+        raise UsageError(str(e)) from None
     root = Path(out)
     with tqdm(total=len(idx), desc="emulating", unit="digit") as bar:
         for lo in range(0, len(idx), chunk):
