@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+
 import click
 from torch import nn
+
+from ..runtime.models import CONFIG_FILE, WEIGHTS_FILE
 
 IF_SOFT_RESET = {"k": 1.0, "v_th": 1.0, "reset": "subtract", "u0": 0.5}
 
@@ -26,7 +29,7 @@ def convert_qcfs(folder: str | Path, time_steps: int) -> nn.Module:
     from .pretrained import load_folder, read_config
 
     folder = Path(folder)
-    model = read_config(folder / "config.json")["model"]
+    model = read_config(folder / CONFIG_FILE)["model"]
     if model.get("neuron") != "qcfs":
         raise ValueError(f"{folder}: not a QCFS twin (its config has neuron={model.get('neuron', 'lif')!r})")
     wrong = {k: model.get(k) for k, v in IF_SOFT_RESET.items() if model.get(k) != v}
@@ -36,7 +39,7 @@ def convert_qcfs(folder: str | Path, time_steps: int) -> nn.Module:
     if time_steps < 1:
         raise ValueError(f"time steps must be >= 1, got {time_steps}")
     net = load_folder(folder, neuron="lif", time_steps=time_steps)
-    weights = folder / "model.safetensors"
+    weights = folder / WEIGHTS_FILE
     net.config["converted_from"] = {
         "method": "QCFS (Bu et al., ICLR 2022): same weights, QCFS activation -> IF neuron with soft reset, "
                   "V_th = 1, u0 = V_th/2",

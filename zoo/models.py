@@ -6,11 +6,11 @@ them, and the built network keeps the resolved config as ``net.config``.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from .network import SpikingNet
+from .builder import build_model as _build
 from .entrypoints import register_model
+from .network import SpikingNet
 
 CITATION = (
     "@inproceedings{wu2019direct,\n"
@@ -56,22 +56,6 @@ def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float
     base.update(model)
     return {"arch": arch, "dataset": dataset, "model": base, "input": inp, "classes": classes,
             "weights": weights, "license": "MIT", "citation": CITATION}
-
-
-def _build(name: str, cfg: dict[str, Any], overrides: dict[str, Any]) -> SpikingNet:
-    cfg = copy.deepcopy(cfg)
-    unknown = set(overrides) - set(cfg["model"])
-    if unknown:
-        raise TypeError(f"{name}: unknown arguments {sorted(unknown)}; accepted: {sorted(cfg['model'])}")
-    cfg["model"].update(overrides)
-    steps = cfg["model"]["time_steps"]
-    cfg["input"]["time_steps"] = steps
-    if cfg["input"]["kind"] == "events" and cfg["input"]["binning"]["method"] == "n_time_bins":
-        cfg["input"]["binning"]["n_time_bins"] = steps
-    net = SpikingNet(cfg["arch"], **cfg["model"])
-    cfg["name"] = name
-    net.config = cfg
-    return net
 
 
 # ---- paper topologies -------------------------------------------------------------------
