@@ -30,8 +30,8 @@ from torch import nn
 from .._version import __version__
 from ..errors import SnnzooError
 from ..runtime.models import ONNX_FILE, resolve
-from ..zoo.cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, check_eval, load_card_inputs, read_json,
-                         registry_config, render_card)
+from ..zoo.cards import (DEFAULT_CARDS_DIR, PROVENANCE_FILE, CardError, card_files, check_eval, load_card_inputs,
+                         read_json, registry_config, render_card)
 from ..zoo.pretrained import (HUB_CLIENT_KW, HUB_CONFIG, HUB_WEIGHTS, PretrainedError, check_config,
                               hub_offline, load_folder, load_weights, parse_hub_spec, read_config, resolve_weights,
                               sha256_file, verify_sha256)
@@ -131,7 +131,8 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
         facts, evaluations = load_card_inputs(card_dir)
         if facts["model"] != cfg["name"]:
             raise CardError(f"{card_dir / PROVENANCE_FILE}: describes {facts['model']}, not {cfg['name']}")
-        for f in [PROVENANCE_FILE, *(e["file"] for e, _ in evaluations)]:
+        for f in card_files(evaluations):  # the README's images too
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(card_dir / f, out / f)
         if "training" not in cfg:
             cfg["training"] = facts["recipe"]

@@ -104,3 +104,36 @@ def test_card_needs_published_weights(card_dir, monkeypatch):
     register(monkeypatch, tiny_cfg(None))
     with pytest.raises(cards.CardError, match="tiny_events has no weights"):
         cards.generate_card(NAME, card_dir.parent)
+
+
+def test_card_shows_the_confusion_png_and_the_hardest_strips(card_dir):
+    import numpy as np
+
+    from snnzoo.zoo.training.strips import write_hardest
+
+    assert "Confusion matrix" not in cards.generate_card(NAME, card_dir.parent)  # only when card.json names them
+    rng = np.random.default_rng(0)
+    rows = write_hardest(card_dir / "hardest", (rng.random((5, 2, 2, 34, 34)) < 0.2).astype(np.uint8),
+                         np.array([0, 1, 2, 3, 4]), rng.random((5, 10)), np.arange(100, 105),
+                         [str(c) for c in range(10)], 3)
+    (card_dir / "cm.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    facts = json.loads((card_dir / "card.json").read_text())
+    facts["evaluations"][0].update(confusion_png="cm.png", hardest_dir="hardest",
+                                   figures_command="snnzoo eval tiny_events --plot cm.png --hardest 3")
+    (card_dir / "card.json").write_text(json.dumps(facts))
+    text = cards.generate_card(NAME, card_dir.parent)
+    assert "![Confusion matrix on N-MNIST test](cm.png)" in text and "The 3 hardest samples, by lowest margin" in text
+    assert "snnzoo eval tiny_events --plot cm.png --hardest 3\n" in text
+    for r in rows:
+        assert f"![#{r['index']}: true {r['label']}, predicted {r['predicted']}](hardest/{r['png']})" in text
+        assert (f"| {r['rank']} | #{r['index']} | {r['label']} | {r['predicted']} | "
+                f"{r['scores'][r['label']]:.3f} | {r['scores'][r['predicted']]:.3f} |") in text
+    _, evaluations = cards.load_card_inputs(card_dir)
+    assert cards.card_files(evaluations) == ["card.json", "eval.json", "cm.png", "hardest/index.json",
+                                             *(f"hardest/{r['png']}" for r in rows)]
+    (card_dir / "hardest" / rows[1]["png"]).unlink()
+    with pytest.raises(cards.CardError, match=f"lists a strip that is missing: {rows[1]['png']}"):
+        cards.generate_card(NAME, card_dir.parent)
+    (card_dir / "cm.png").unlink()
+    with pytest.raises(cards.CardError, match=r"cm.png: missing \(confusion_png\)"):
+        cards.generate_card(NAME, card_dir.parent)

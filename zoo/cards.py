@@ -81,8 +81,43 @@ def load_card_inputs(card_dir: Path) -> tuple[dict[str, Any], list[Evaluation]]:
         if not isinstance(entry, dict) or "file" not in entry or "command" not in entry:
             raise CardError(f"{path}: each evaluation needs a file and the command that wrote it")
         eval_path = card_dir / entry["file"]
-        evaluations.append((entry, check_eval(read_json(eval_path), eval_path)))
+        evaluations.append((_with_figures(entry, card_dir), check_eval(read_json(eval_path), eval_path)))
     return facts, evaluations
+
+
+def _with_figures(entry: dict[str, Any], card_dir: Path) -> dict[str, Any]:
+    """``entry`` with its optional figures checked: ``confusion_png`` must exist, and
+    ``hardest_dir``'s ``index.json`` (``snnzoo eval --hardest``) is read into ``hardest`` along
+    with the strips it lists."""
+    if entry.get("confusion_png") and not (card_dir / entry["confusion_png"]).is_file():
+        raise CardError(f"{card_dir / entry['confusion_png']}: missing (confusion_png)")
+    if not entry.get("hardest_dir"):
+        return entry
+    from .training.strips import INDEX_FILE
+
+    path = card_dir / entry["hardest_dir"] / INDEX_FILE
+    index = read_json(path)
+    samples = index.get("samples") if isinstance(index, dict) else None
+    if not isinstance(samples, list) or not samples:
+        raise CardError(f"{path}: expected the index.json that `snnzoo eval --hardest N` writes")
+    for s in samples:
+        png = s.get("png") if isinstance(s, dict) else s
+        if not isinstance(s, dict) or not (card_dir / entry["hardest_dir"] / str(png)).is_file():
+            raise CardError(f"{path}: lists a strip that is missing: {png}")
+    return {**entry, "hardest": {**index, "index_file": f"{entry['hardest_dir']}/{INDEX_FILE}"}}
+
+
+def card_files(evaluations: list[Evaluation]) -> list[str]:
+    """The files of a card folder that its README refers to, relative to it: ``card.json``, the eval
+    JSON files, and any confusion matrix PNG and hardest-sample strips with their index."""
+    files = [PROVENANCE_FILE]
+    for entry, _ in evaluations:
+        files.append(entry["file"])
+        files += [entry["confusion_png"]] if entry.get("confusion_png") else []
+        if entry.get("hardest"):
+            folder = entry["hardest_dir"]
+            files += [entry["hardest"]["index_file"], *(f"{folder}/{s['png']}" for s in entry["hardest"]["samples"])]
+    return files
 
 
 def _pct(x: float | None) -> str:
@@ -306,6 +341,33 @@ def _measurements_section(cfg: dict[str, Any], evaluations: list[Evaluation]) ->
         if rates:
             out += ["Mean firing rate per LIF layer (spikes per neuron per step): "
                     + ", ".join(f"`{k}` {v:.3f}" for k, v in rates.items()) + ".", ""]
+        out += _figures(entry, ds_name)
+    return out
+
+
+def _figures(entry: dict[str, Any], ds_name: str) -> list[str]:
+    """The evaluation's confusion matrix PNG and hardest-sample strips, when card.json names them."""
+    out = []
+    if entry.get("figures_command"):
+        out += ["Figures below written by:", "", "```bash", entry["figures_command"], "```", ""]
+    if entry.get("confusion_png"):
+        out += ["Confusion matrix (rows: true class, columns: predicted; cells: counts, shade: row fraction):", "",
+                f"![Confusion matrix on {ds_name}]({entry['confusion_png']})", ""]
+    hard = entry.get("hardest")
+    if hard:
+        folder, samples = entry["hardest_dir"], hard["samples"]
+        out += [f"The {len(samples)} hardest samples, by {hard['rule']}. Each strip shows the sample's binned "
+                "input frames in time order, ON events red, OFF events blue, both magenta "
+                f"(`snnzoo eval --hardest`; listed in `{hard['index_file']}`).", "",
+                "| rank | sample | true | predicted | score of true | score of predicted |",
+                "|---|---|---|---|---|---|"]
+        for s in samples:
+            name = f"#{s['index']}" + (f" `{s['file']}`" if s.get("file") else "")
+            out.append(f"| {s['rank']} | {name} | {s['label']} | {s['predicted']} | "
+                       f"{s['scores'][s['label']]:.3f} | {s['scores'][s['predicted']]:.3f} |")
+        out.append("")
+        for s in samples:
+            out += [f"![#{s['index']}: true {s['label']}, predicted {s['predicted']}]({folder}/{s['png']})", ""]
     return out
 
 

@@ -83,13 +83,17 @@ def train_command(config_or_model: str, data_root: str, dataset: str | None, epo
               help="Image models: also report accuracy and spikes after the first t steps of the run, for "
                    "each t (exactly the model at T = t; e.g. 1,2,4).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
+@click.option("--hardest", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Event models: write the N hardest samples (misclassified first) as frame-strip PNGs, "
+                   "with index.json, into --hardest-dir.")
+@click.option("--hardest-dir", type=click.Path(), default=None, help="Folder for the --hardest strips.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars (stderr).")
 def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str, batch_size: int, limit: int,
                  device: str, plot: str | None, progress: bool, exact_only: bool, time_steps: int | None,
-                 steps_sweep: str) -> None:
+                 steps_sweep: str, hardest: int | None, hardest_dir: str | None) -> None:
     """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
     of MODEL — a registry name (pretrained weights), hf-hub:ORG/NAME[@REV], a checkpoint folder or an
-    .onnx file."""
+    .onnx file. --hardest N shows what it gets wrong: frame strips of the N lowest-margin samples."""
     from .evaluate import evaluate, format_text
 
     try:
@@ -97,12 +101,14 @@ def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str,
             raise NotADirectoryError(f"{data_root}: data root not found")
         if batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
+        if hardest_dir is not None and hardest is None:
+            raise ValueError("--hardest-dir needs --hardest N")
         try:
             sweep = [int(t) for t in steps_sweep.split(",") if t.strip()]
         except ValueError:
             raise ValueError(f"--steps-sweep {steps_sweep!r}: expected comma-separated integers, e.g. 1,2,4") from None
         result = evaluate(model, dataset, data_root, split, batch_size, limit, device, progress, exact_only,
-                          time_steps, sweep)
+                          time_steps, sweep, hardest or 0, hardest_dir)
     except USER_ERRORS as e:
         _fail(e)
     if plot:

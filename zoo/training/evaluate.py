@@ -154,14 +154,23 @@ def exact_indices(ds: Any, dataset: str, split: str) -> np.ndarray:
 
 def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test", batch_size: int = 64,
              limit: int = 0, device: str = "auto", progress: bool = True, exact_only: bool = False,
-             time_steps: int | None = None, prefix_steps: list[int] | None = None) -> dict[str, Any]:
+             time_steps: int | None = None, prefix_steps: list[int] | None = None, hardest: int = 0,
+             hardest_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset``/``split``; ``exact_only`` keeps only the samples the dataset
     flags ``exact`` (CIFAR-10: lossless pixels); ``limit`` > 0 then takes a seeded (seed 0) random
     subset of that many; ``time_steps`` runs the model at that T. Returns the result dict printed by
     ``snnzoo eval``; ``spikes_per_sample`` is the mean number of spikes one sample causes over the T
     steps in all spiking layers together (mean firing rate × neurons × T). ``prefix_steps`` (image
     models) adds ``by_time_steps``: accuracy and spikes after only the first t steps of the same run,
-    which for an encoding-layer model is exactly the model run at T = t (:meth:`TorchRunner.step_scores`)."""
+    which for an encoding-layer model is exactly the model run at T = t (:meth:`TorchRunner.step_scores`).
+    ``hardest`` > 0 (event models) writes frame strips of that many hardest samples into ``hardest_dir``
+    (:func:`snnzoo.zoo.training.strips.write_hardest`); the result is the same."""
+    if hardest:
+        from .strips import check_dir
+
+        if hardest_dir is None:
+            raise ValueError("--hardest needs --hardest-dir (the folder for the frame strips)")
+        check_dir(hardest_dir)  # before the long run
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     runner = load_runner(model, dev, time_steps)
@@ -180,16 +189,27 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
     classes = list(runner.config["classes"])
     if len(frames.classes) != len(classes):
         raise ValueError(f"{dataset} has {len(frames.classes)} classes but the model predicts {len(classes)}")
+    if hardest and frames.kind != "events":
+        raise ValueError(f"{model}: frame strips (--hardest) need an event model")
     preds = np.empty(len(frames), np.int64)
+    all_scores = np.empty((len(frames), len(classes)), np.float32) if hardest else None
     prefix_preds = {t: np.empty(len(frames), np.int64) for t in prefix}
     with tqdm(total=len(frames), desc="evaluating", unit="sample", disable=not progress, leave=False) as bar:
         for start in range(0, len(frames), batch_size):
             scores = runner(frames.x[start:start + batch_size])
             preds[start:start + len(scores)] = scores.argmax(1)
+            if all_scores is not None:
+                all_scores[start:start + len(scores)] = scores
             for t, s in (runner.step_scores(prefix).items() if prefix else ()):
                 prefix_preds[t][start:start + len(s)] = s.argmax(1)
             bar.update(len(scores))
     y = frames.y.numpy()
+    if all_scores is not None:
+        from .strips import write_hardest
+
+        write_hardest(hardest_dir, frames.x.numpy(), y, all_scores, idx, classes, hardest,
+                      getattr(ds, "files", None), {"model": model, "source": runner.source, "dataset": dataset,
+                                                   "split": split, "n": len(frames)})
     cm = confusion_matrix(y, preds, len(classes))
     k, n = int(np.trace(cm)), int(cm.sum())
     per_class = {c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)}
