@@ -85,7 +85,25 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as e:
+            if (e.name or "snnzoo").split(".")[0] == "snnzoo":
+                raise
+            return needs_extra(name, e.name)
+
+
+def needs_extra(name: str, missing: str) -> click.Command:
+    """Stand-in for a command whose module needs a package this installation lacks (``pip install
+    snnzoo`` has no torch): listed by ``--help``; run, it fails with one line naming the extra."""
+    message = f"{name} needs {missing}, which this installation lacks: pip install 'snnzoo[train]'"
+
+    def fail() -> None:
+        raise SnnzooError(message)
+
+    return click.Command(name, callback=fail, help=message, short_help="(needs pip install 'snnzoo[train]')",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                           "help_option_names": []})
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

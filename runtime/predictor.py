@@ -25,7 +25,7 @@ from .events import validate_events
 from .images import image_not_events, load_image
 from .model_info import ModelInfo
 from .models import ModelRef, resolve
-from .onnx_cache import onnx_path
+from .onnx_cache import onnx_path, torch_door
 from .readers import read_events
 
 
@@ -107,9 +107,7 @@ class Predictor:
         if backend == "onnxruntime":
             self.backend = OrtBackend(ref, device, threads)
         elif backend == "torch":
-            from .torch_backend import TorchBackend
-
-            self.backend = TorchBackend(ref, device, batch_size)
+            self.backend = torch_door("--backend torch").TorchBackend(ref, device, batch_size)
         else:
             raise ValueError(f"unknown backend {backend!r}; use onnxruntime or torch")
         self.info: ModelInfo = self.backend.info

@@ -69,8 +69,9 @@ def snnzoo_cache(tmp_path_factory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def default_onnx(snnzoo_cache: Path) -> Path:
-    """The bundled default model's ONNX export in the session's cache, made once for every test
-    that runs the default model (``Predictor()``, ``snnzoo predict`` without ``--model``)."""
+    """The bundled default model's ONNX file (the one shipped beside its weights; else its export in
+    the session's cache, made once) for every test that runs the default model (``Predictor()``,
+    ``snnzoo predict`` without ``--model``)."""
     from snnzoo.runtime import models, onnx_cache
 
     return onnx_cache.onnx_path(models.resolve(None))

@@ -1,7 +1,9 @@
 """The shipped default model (``zoo/weights/nmnist_compact``): its weights are the file the registry,
 its ``config.json`` and its card describe (sha256); every path that loads it refuses a copy with one
-flipped bit, the cached ONNX export included; and its card's accuracy, re-measured on a seeded
-half of the same real recordings by the torch-free predictor, lies within the card's 95 % CI."""
+flipped bit, the cached and the shipped ONNX export included; the shipped ``model.onnx`` is what
+``snnzoo export`` makes of those weights today, and is used only for them; and its card's accuracy,
+re-measured on a seeded half of the same real recordings by the torch-free predictor, lies within
+the card's 95 % CI."""
 from __future__ import annotations
 
 import json
@@ -12,12 +14,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from click.testing import CliRunner
 
 import snnzoo
 from snnzoo.cli import cli
 from snnzoo.runtime import Predictor, models, onnx_cache
+from snnzoo.runtime.onnx_metadata import read_metadata
 from snnzoo.zoo import pretrained
 from snnzoo.zoo.registry import get_pretrained_cfg
 
@@ -41,7 +45,9 @@ def test_shipped_weights_are_the_recorded_file():
 def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, snnzoo_cache, default_onnx):
     root = tmp_path / "weights"
     copy = root / MODEL
-    shutil.copytree(models.bundled_dir(MODEL), copy)
+    # without the shipped model.onnx, so the ONNX path exports and caches (the shipped file:
+    # test_the_shipped_onnx_is_used_only_for_the_weights_it_was_exported_from)
+    shutil.copytree(models.bundled_dir(MODEL), copy, ignore=shutil.ignore_patterns(models.ONNX_FILE))
     monkeypatch.setattr(models, "bundled_root", lambda: root)
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root)
     runner = CliRunner()
@@ -73,6 +79,65 @@ def test_a_flipped_bit_is_refused_by_every_loader(tmp_path, monkeypatch, snnzoo_
         snnzoo.create_model(MODEL, pretrained=True)
     with pytest.raises(pretrained.IntegrityError, match="refused"):
         pretrained.load_folder(copy)
+
+
+def test_the_shipped_onnx_is_used_only_for_the_weights_it_was_exported_from(tmp_path, monkeypatch):
+    root, cache = tmp_path / "weights", tmp_path / "cache"
+    copy, bundled = root / MODEL, models.bundled_dir(MODEL)
+    shutil.copytree(bundled, copy)
+    monkeypatch.setattr(models, "bundled_root", lambda: root)
+    monkeypatch.setenv("SNNZOO_CACHE", str(cache))
+    shipped, weights = copy / models.ONNX_FILE, copy / models.WEIGHTS_FILE
+    assert onnx_cache.onnx_path(models.resolve(None)) == shipped
+    assert onnx_cache.onnx_path(models.resolve(MODEL)) == shipped
+    r = CliRunner().invoke(cli, ["predict", "--format", "json", str(SAMPLES[0])])
+    assert r.exit_code == 0 and json.loads(r.stdout)["label"] == 5, r.stderr
+    assert not cache.exists()  # nothing exported, torch never needed
+
+    intact = weights.read_bytes()
+    data = bytearray(intact)
+    data[len(data) // 2] ^= 0x04  # one bit of one weight: refused, the shipped ONNX beside it or not
+    weights.write_bytes(bytes(data))
+    with pytest.raises(models.IntegrityError, match="refused"):
+        onnx_cache.onnx_path(models.resolve(None))
+    r = CliRunner().invoke(cli, ["predict", "--format", "json", str(SAMPLES[0])])
+    assert r.exit_code == 1 and r.stdout == "" and r.stderr.startswith(f"snnzoo: error: {weights}: sha256 "), r.stderr
+
+    weights.write_bytes(intact)
+    sha = models.verify_checkpoint(copy)
+    assert onnx_cache.shipped_onnx(models.resolve(None), sha) == shipped
+    assert onnx_cache.shipped_onnx(models.resolve(None), "0" * 64) is None  # other weights on disk
+    assert onnx_cache.shipped_onnx(models.ModelRef(MODEL, "checkpoint", checkpoint=copy), sha) is None
+    proto = onnx.load(str(shipped))  # an export of other weights beside these: not used
+    entry = next(p for p in proto.metadata_props if p.key == "weights")
+    entry.value = json.dumps({**json.loads(entry.value), "sha256": "0" * 64})
+    onnx.save(proto, str(shipped))
+    assert onnx_cache.shipped_onnx(models.resolve(None), sha) is None
+    cfg = json.loads((copy / models.CONFIG_FILE).read_text())  # a folder that records no sha256
+    del cfg["weights"]
+    (copy / models.CONFIG_FILE).write_text(json.dumps(cfg))
+    shutil.copy(bundled / models.ONNX_FILE, shipped)
+    assert onnx_cache.shipped_onnx(models.resolve(None), sha) is None
+
+
+def test_a_fresh_export_is_the_shipped_onnx(tmp_path):
+    """``snnzoo export nmnist_compact -o zoo/weights/nmnist_compact/model.onnx`` regenerates the
+    shipped file: a fresh export has the same metadata (but the versions of snnzoo and the
+    exporter that made it) and the same scores on the sample recordings."""
+    shipped = models.bundled_dir(MODEL) / models.ONNX_FILE
+    fresh = tmp_path / "fresh.onnx"
+    r = CliRunner().invoke(cli, ["export", MODEL, "-o", str(fresh)])
+    assert r.exit_code == 0, r.output
+    versions = {"snnzoo_version", "exporter"}
+    meta, fresh_meta = read_metadata(shipped), read_metadata(fresh)
+    assert {k: v for k, v in meta.items() if k not in versions} == \
+        {k: v for k, v in fresh_meta.items() if k not in versions}
+    assert meta["weights"] == {"source": "registry", **get_pretrained_cfg(MODEL)["weights"]}
+    ours, theirs = (list(Predictor(f, top_k=10).predict_files(SAMPLES)) for f in (shipped, fresh))
+    assert all(p.ok for p in ours + theirs)
+    assert [p.label for p in ours] == [p.label for p in theirs] == [int(f.stem[-1]) for f in SAMPLES]
+    np.testing.assert_allclose([[s for _, _, s in sorted(p.topk)] for p in ours],
+                               [[s for _, _, s in sorted(p.topk)] for p in theirs], rtol=0, atol=1e-6)
 
 
 def test_card_accuracy_holds_on_real_recordings(nmnist_root, default_onnx):
