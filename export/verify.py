@@ -23,6 +23,7 @@ import torch
 
 from ..runtime.binning import bin_from_spec
 from ..runtime.onnx_metadata import read_metadata
+from ..runtime.specs import input_from_dict
 from ..zoo.network import SpikingNet
 from .onnx import prepare
 
@@ -83,13 +84,13 @@ def _run_streaming(session: ort.InferenceSession, meta: dict, x: np.ndarray, enc
 
 def event_inputs(recordings: list[tuple[np.ndarray, tuple[int, int, int]]], config: dict) -> np.ndarray:
     """Frames ``[B, T, P, H, W]`` for ``(events, sensor_size)`` pairs, binned with the model's spec."""
-    inp = config["input"]
-    if inp["kind"] != "events":
+    inp = input_from_dict(config["input"])
+    if inp.kind != "events":
         raise ValueError(f"{config.get('name', 'model')} takes images, not events")
-    want = tuple(inp["sensor_size"])
+    want = inp.sensor_size
     frames = []
     for events, sensor in recordings:
         if tuple(sensor) != want:
             raise ValueError(f"sensor size {tuple(sensor)} does not match the model's {want}")
-        frames.append(bin_from_spec(events, want, inp["binning"]))
+        frames.append(bin_from_spec(events, want, inp.binning))
     return np.stack(frames)

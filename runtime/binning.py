@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import EventFileError
+from .specs import BinningSpec
 
 Sensor = tuple[int, int, int]
 
@@ -160,8 +161,11 @@ def bin_events(events: np.ndarray, sensor_size: Sensor, n_time_bins: int | None 
     return bin_batch([events], sensor_size, n_time_bins, time_window, mode, downsample)[0]
 
 
-def bin_from_spec(events: np.ndarray, sensor_size: Sensor, spec: dict) -> np.ndarray:
-    """Bin with a model's binning spec (``config["input"]["binning"]``)."""
+def bin_from_spec(events: np.ndarray, sensor_size: Sensor, spec: BinningSpec | dict) -> np.ndarray:
+    """Bin with a model's binning spec: a :class:`~snnzoo.runtime.specs.BinningSpec` or its dict
+    (``config["input"]["binning"]``)."""
+    if isinstance(spec, BinningSpec):
+        spec = spec.to_dict()
     return bin_events(events, sensor_size, n_time_bins=spec.get("n_time_bins"),
                       time_window=spec.get("time_window"), mode=spec.get("mode", "count"),
                       downsample=spec.get("downsample", 1))

@@ -6,6 +6,7 @@ from typing import Any
 
 from .errors import ModelError
 from .images import ImageSpec
+from .specs import SpecError, input_from_metadata
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,17 @@ class ModelInfo:
                              "export it with `snnzoo export`")
         if meta.get("streaming"):
             raise ModelError(f"{name}: a streaming (one-step) graph; predict needs the unrolled export")
-        if meta["input_kind"] == "image":
-            if not meta.get("normalization") or len(meta.get("input_shape") or ()) != 3:
-                raise ModelError(f"{name}: an image model without input_shape [C, H, W] and "
-                                 "normalization in its metadata; export it with `snnzoo export`")
-            try:
-                image = ImageSpec.from_input(meta["input_shape"], meta["normalization"])
-            except ValueError as e:
-                raise ModelError(f"{name}: {e}") from None
-            return cls(meta.get("model_id", name), list(meta["classes"]), None, None,
-                       int(meta["time_steps"]), image)
-        if meta["input_kind"] != "events":
+        if meta["input_kind"] == "image" and (not meta.get("normalization")
+                                               or len(meta.get("input_shape") or ()) != 3):
+            raise ModelError(f"{name}: an image model without input_shape [C, H, W] and "
+                             "normalization in its metadata; export it with `snnzoo export`")
+        if meta["input_kind"] not in ("events", "image"):
             raise ModelError(f"{name} takes {meta['input_kind']} input; predict runs event-stream and image models")
-        return cls(meta.get("model_id", name), list(meta["classes"]),
-                   tuple(int(v) for v in meta["sensor_size"]), dict(meta["binning"]),
-                   int(meta["time_steps"]))
+        try:
+            spec = input_from_metadata(meta)
+        except SpecError as e:
+            raise ModelError(f"{name}: {e}") from None
+        if spec.kind == "image":
+            return cls(meta.get("model_id", name), list(meta["classes"]), None, None, spec.time_steps, spec.image)
+        return cls(meta.get("model_id", name), list(meta["classes"]), spec.sensor_size,
+                   spec.binning.to_dict(), spec.time_steps)

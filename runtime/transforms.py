@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .binning import Sensor, bin_events
+from .specs import BinningSpec
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,11 @@ class ToFrame:
         return bin_events(events, self.sensor_size, self.n_time_bins, self.time_window, self.mode, self.downsample)
 
     @classmethod
-    def from_spec(cls, sensor_size: Sensor, spec: dict) -> ToFrame:
-        """From a model's binning spec (``config["input"]["binning"]``)."""
+    def from_spec(cls, sensor_size: Sensor, spec: BinningSpec | dict) -> ToFrame:
+        """From a model's binning spec: a :class:`~snnzoo.runtime.specs.BinningSpec` or its dict
+        (``config["input"]["binning"]``)."""
+        if isinstance(spec, BinningSpec):
+            spec = spec.to_dict()
         return cls(tuple(sensor_size), spec.get("n_time_bins"), spec.get("time_window"),
                    spec.get("mode", "count"), spec.get("downsample", 1))
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ...runtime.specs import SpecError, input_from_metadata
 from .data import load_frames, open_dataset, subset_indices, to_input
 from .metrics import confusion_matrix, wilson_interval
 
@@ -103,15 +104,13 @@ def onnx_config(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     """``{name, input, classes}`` in the zoo's config shape from decoded ONNX metadata."""
     if meta.get("streaming"):
         raise ValueError(f"{path}: a streaming (one-step) graph; evaluate the unrolled export instead")
+    if "classes" not in meta:
+        raise ValueError(f"{path}: ONNX metadata lacks 'classes' (export the model with `snnzoo export`)")
     try:
-        kind, classes = meta["input_kind"], list(meta["classes"])
-        if kind == "events":
-            inp = {"kind": kind, "sensor_size": meta["sensor_size"], "binning": meta["binning"]}
-        else:
-            inp = {"kind": kind, **meta["normalization"]}
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: ONNX metadata lacks {e} (export the model with `snnzoo export`)") from None
-    return {"name": meta.get("model_id", path.stem), "input": inp, "classes": classes}
+        inp = input_from_metadata(meta).to_dict()
+    except SpecError as e:
+        raise ValueError(f"{path}: {e} (export the model with `snnzoo export`)") from None
+    return {"name": meta.get("model_id", path.stem), "input": inp, "classes": list(meta["classes"])}
 
 
 def load_runner(spec: str, device: torch.device, time_steps: int | None = None) -> TorchRunner | OnnxRunner:
