@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..runtime.onnx_metadata import initializers_sha256
+from ..runtime.specs import ModelConfig
 from ..zoo.network import SpikingNet
 from .metadata import build_metadata
 from .streaming import StreamingNet
@@ -58,10 +59,7 @@ def prepare(model: SpikingNet, time_steps: int | None = None) -> SpikingNet:
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
         net.time_steps = time_steps
-        cfg["model"]["time_steps"] = cfg["input"]["time_steps"] = time_steps
-        binning = cfg["input"].get("binning")
-        if binning and binning.get("method") == "n_time_bins":
-            binning["n_time_bins"] = time_steps
+        cfg = ModelConfig.from_dict(cfg).with_time_steps(time_steps).to_dict()
     net.config = cfg
     return net
 

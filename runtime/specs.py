@@ -1,15 +1,19 @@
-"""Typed input specs (timm's ``PretrainedCfg`` habit): frozen dataclasses for a model's binning
-and input, each with ``from_dict``/``to_dict`` round-tripping the dicts of ``config.json``
-(``config["input"]``) and the ONNX metadata (``binning``), and :func:`input_from_metadata`, the
-one adapter from decoded ONNX metadata (:mod:`snnzoo.runtime.onnx_metadata`) to an input spec.
+"""Typed configs (timm's ``PretrainedCfg`` habit): frozen dataclasses for a model's config
+(:class:`ModelConfig`), its input (:class:`EventInput`, :class:`ImageInput`) and its binning
+(:class:`BinningSpec`), each with ``from_dict``/``to_dict`` round-tripping the dicts of
+``config.json`` and of the ONNX metadata (``binning``) exactly, and :func:`input_from_metadata`,
+the one adapter from decoded ONNX metadata (:mod:`snnzoo.runtime.onnx_metadata`) to an input spec.
 
-Configs stay dicts where they are stored and passed around (``net.config``, ``config.json``);
-these types are built from them and dumped back at the boundaries that read or change them.
-A bad value raises :class:`SpecError`, one line naming the key.
+Configs stay dicts where they are stored and passed around (``net.config``, ``config.json``, the
+registry's pretrained configs: many readers); these types are built from them and dumped back at
+the boundaries that check or change them. :meth:`ModelConfig.with_time_steps` is the one place
+where T is set. A bad value raises :class:`SpecError`, one line naming the key.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import copy
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
 from ..errors import SnnzooError
@@ -211,3 +215,74 @@ def input_from_metadata(meta: Mapping[str, Any]) -> InputSpec:
     if meta.get("input_layout"):
         d["layout"] = meta["input_layout"]
     return input_from_dict(d)
+
+
+def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(copy.deepcopy(dict(d)))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model's config (``net.config``, ``config.json``): ``SpikingNet(arch, **model)`` fed
+    ``input`` and labelled ``classes``. The records a checkpoint's ``config.json`` adds (``training``,
+    ``data``, ``metrics``, ``converted_from``, ``source``…) are kept as they are in ``extra``.
+    ``name``, ``dataset``, ``license`` and ``citation`` are left out of the dict when None;
+    ``weights`` (the bundled file and its sha256, or None) is always written."""
+
+    arch: str
+    model: Mapping[str, Any]
+    input: InputSpec
+    classes: tuple[str, ...]
+    name: str | None = None
+    dataset: str | None = None
+    weights: Mapping[str, Any] | None = None
+    license: str | None = None
+    citation: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    KEYS: ClassVar[tuple[str, ...]] = ("arch", "dataset", "model", "input", "classes", "weights",
+                                       "license", "citation", "name")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arch, str) or not self.arch:
+            raise SpecError(f"config: arch must be a layer notation string, got {self.arch!r}")
+        if not isinstance(self.model, Mapping):
+            raise SpecError(f"config: model must be a mapping of constructor arguments, got {self.model!r}")
+        if not self.classes or not all(isinstance(c, str) for c in self.classes):
+            raise SpecError(f"config: classes must be a non-empty list of strings, got {list(self.classes)!r}")
+        clash = sorted(set(self.extra) & set(self.KEYS))
+        if clash:
+            raise SpecError(f"config: extra holds the field {clash[0]!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+        """From a config dict; keys beyond :attr:`KEYS` go to ``extra`` (deep copies throughout)."""
+        if not isinstance(d, Mapping):
+            raise SpecError(f"config: expected a mapping, got {type(d).__name__}")
+        weights = d.get("weights")
+        return cls(_need(d, "arch", "config"), _frozen(_need(d, "model", "config")),
+                   input_from_dict(_need(d, "input", "config")), tuple(_need(d, "classes", "config")),
+                   d.get("name"), d.get("dataset"), None if weights is None else _frozen(weights),
+                   d.get("license"), d.get("citation"),
+                   _frozen({k: v for k, v in d.items() if k not in cls.KEYS}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config dict (fresh, mutable copies), keys in ``config.json``'s order."""
+        out: dict[str, Any] = {"arch": self.arch, "dataset": self.dataset, "model": copy.deepcopy(dict(self.model)),
+                               "input": self.input.to_dict(), "classes": list(self.classes),
+                               "weights": None if self.weights is None else copy.deepcopy(dict(self.weights)),
+                               "license": self.license, "citation": self.citation, "name": self.name}
+        out = {k: v for k, v in out.items() if v is not None or k == "weights"}
+        out.update(copy.deepcopy(dict(self.extra)))
+        return out
+
+    @property
+    def time_steps(self) -> int:
+        return self.input.time_steps
+
+    def with_time_steps(self, steps: int) -> "ModelConfig":
+        """The one place T is set: ``model.time_steps``, ``input.time_steps`` and, for
+        ``n_time_bins`` binning, ``binning.n_time_bins``."""
+        _positive_int(steps, "time_steps", "config")
+        return replace(self, model=MappingProxyType({**self.model, "time_steps": steps}),
+                       input=self.input.with_time_steps(steps))

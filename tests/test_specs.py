@@ -1,8 +1,9 @@
-"""Typed specs (runtime/specs.py): exact dict round trips over every registered model and every
-shipped config.json, one-line errors naming the bad key, and the one metadata adapter giving what
-its call sites built by hand before, on the shipped nmnist_compact ONNX file."""
+"""Typed configs (runtime/specs.py): exact dict round trips over every registered model and every
+shipped config.json, one-line errors naming the bad key, the one metadata adapter giving what its
+call sites built by hand before (on the shipped nmnist_compact ONNX file), and T set in one place."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from snnzoo.errors import SnnzooError
 from snnzoo.runtime.binning import bin_events, bin_from_spec
 from snnzoo.runtime.model_info import ModelInfo
 from snnzoo.runtime.onnx_metadata import read_metadata
-from snnzoo.runtime.specs import (BinningSpec, EventInput, ImageInput, SpecError, input_from_dict,
+from snnzoo.runtime.specs import (BinningSpec, EventInput, ImageInput, ModelConfig, SpecError, input_from_dict,
                                   input_from_metadata)
 from snnzoo.runtime.transforms import ToFrame
 from snnzoo.zoo.entrypoints import get_pretrained_cfg, list_models
@@ -137,3 +138,58 @@ def test_binning_helpers_take_the_spec_or_its_dict():
     np.testing.assert_array_equal(bin_from_spec(ev, (34, 34, 2), spec), want)
     np.testing.assert_array_equal(bin_from_spec(ev, (34, 34, 2), d), want)
     assert ToFrame.from_spec((34, 34, 2), spec) == ToFrame.from_spec((34, 34, 2), d)
+
+
+def test_every_model_config_round_trips_in_order():
+    for name, cfg in _configs():
+        config = ModelConfig.from_dict(cfg)
+        assert config.to_dict() == cfg and list(config.to_dict()) == list(cfg), name
+        assert ModelConfig.from_dict(config.to_dict()) == config, name
+        assert config.time_steps == cfg["model"]["time_steps"] == cfg["input"]["time_steps"], name
+    shipped = ModelConfig.from_dict(json.loads(SHIPPED[-1].read_text()))
+    assert shipped.name == "nmnist_compact" and {"training", "data", "metrics"} <= set(shipped.extra)
+
+
+def test_model_config_is_frozen_and_copies():
+    cfg = get_pretrained_cfg("nmnist_compact")
+    config = ModelConfig.from_dict(cfg)
+    with pytest.raises(AttributeError):
+        config.arch = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.model["k"] = 1.0  # type: ignore[index]
+    out = config.to_dict()
+    out["model"]["k"] = out["input"]["binning"]["n_time_bins"] = 99
+    assert cfg["model"]["k"] == 0.2 and config.to_dict() == cfg
+
+
+@pytest.mark.parametrize("name", ["nmnist_compact", "wu2019_dvscifar10", "cifar10_qcfs"])
+def test_with_time_steps_sets_every_t(name):
+    cfg = get_pretrained_cfg(name)
+    out = ModelConfig.from_dict(cfg).with_time_steps(3).to_dict()
+    want = copy.deepcopy(cfg)  # the three places T lives, and nothing else
+    want["model"]["time_steps"] = want["input"]["time_steps"] = 3
+    if cfg["input"]["kind"] == "events":
+        want["input"]["binning"]["n_time_bins"] = 3
+    assert out == want
+    with pytest.raises(SpecError, match="time_steps"):
+        ModelConfig.from_dict(cfg).with_time_steps(0)
+
+
+def test_built_and_exported_configs_keep_t_in_sync():
+    from snnzoo.export.onnx import prepare
+    from snnzoo.zoo.registry import create_model
+
+    net = create_model("nmnist_compact", time_steps=5)
+    assert net.time_steps == 5 and net.config["name"] == "nmnist_compact"
+    assert net.config == {**ModelConfig.from_dict(get_pretrained_cfg("nmnist_compact")).with_time_steps(5).to_dict(),
+                          "name": "nmnist_compact"}
+    again = prepare(net, 2).config
+    assert again["model"]["time_steps"] == again["input"]["time_steps"] == again["input"]["binning"]["n_time_bins"] == 2
+    assert net.config["input"]["binning"]["n_time_bins"] == 5
+
+
+@pytest.mark.parametrize("drop,key", [("arch", "'arch'"), ("input", "'input'"), ("classes", "'classes'")])
+def test_bad_model_config_names_the_key(drop, key):
+    cfg = {k: v for k, v in get_pretrained_cfg("nmnist_compact").items() if k != drop}
+    with pytest.raises(SpecError, match=key):
+        ModelConfig.from_dict(cfg)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..runtime.specs import input_from_dict
 from .layers import TimeDistributed
 from .network import SpikingNet
 
@@ -234,10 +235,7 @@ def _config(md: dict[str, Any], arch: str, in_shape: list[int], classes: int, st
     c, h, w = in_shape
     names = md.get("classes") or [str(i) for i in range(classes)]
     if md.get("input_config"):
-        inp = json.loads(md["input_config"])
-        inp["time_steps"] = steps
-        if inp.get("binning", {}).get("method") == "n_time_bins":
-            inp["binning"]["n_time_bins"] = steps
+        inp = input_from_dict(json.loads(md["input_config"])).with_time_steps(steps).to_dict()
     elif md.get("input_kind") == "image":
         raise ValueError("an image model's NIR graph without its input_config (normalisation) cannot be imported")
     else:
