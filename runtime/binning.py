@@ -161,11 +161,15 @@ def bin_events(events: np.ndarray, sensor_size: Sensor, n_time_bins: int | None 
     return bin_batch([events], sensor_size, n_time_bins, time_window, mode, downsample)[0]
 
 
+def spec_args(spec: BinningSpec | dict) -> dict:
+    """``n_time_bins``, ``time_window``, ``mode``, ``downsample`` of a model's binning spec: a
+    :class:`~snnzoo.runtime.specs.BinningSpec` or its dict (``config["input"]["binning"]``), as the
+    keyword arguments of :func:`bin_events` and :func:`bin_batch`."""
+    d = spec.to_dict() if isinstance(spec, BinningSpec) else spec
+    return {"n_time_bins": d.get("n_time_bins"), "time_window": d.get("time_window"),
+            "mode": d.get("mode", "count"), "downsample": d.get("downsample", 1)}
+
+
 def bin_from_spec(events: np.ndarray, sensor_size: Sensor, spec: BinningSpec | dict) -> np.ndarray:
-    """Bin with a model's binning spec: a :class:`~snnzoo.runtime.specs.BinningSpec` or its dict
-    (``config["input"]["binning"]``)."""
-    if isinstance(spec, BinningSpec):
-        spec = spec.to_dict()
-    return bin_events(events, sensor_size, n_time_bins=spec.get("n_time_bins"),
-                      time_window=spec.get("time_window"), mode=spec.get("mode", "count"),
-                      downsample=spec.get("downsample", 1))
+    """Bin with a model's binning spec (a :class:`~snnzoo.runtime.specs.BinningSpec` or its dict)."""
+    return bin_events(events, sensor_size, **spec_args(spec))

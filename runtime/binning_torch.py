@@ -14,20 +14,21 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .binning import Sensor, _check, _fields, check_binning_args, segment_bounds
+from .binning import Sensor, _check, _fields, check_binning_args, segment_bounds, spec_args
+from .specs import BinningSpec
 
 
-def bin_batch_torch(batch: Sequence[np.ndarray], sensor_size: Sensor, spec: dict | None = None,
-                    device: str | torch.device | None = None, *, n_time_bins: int | None = None,
-                    time_window: int | None = None, mode: str = "count", downsample: int = 1) -> torch.Tensor:
+def bin_batch_torch(batch: Sequence[np.ndarray], sensor_size: Sensor,
+                    spec: BinningSpec | dict | None = None, device: str | torch.device | None = None, *,
+                    n_time_bins: int | None = None, time_window: int | None = None, mode: str = "count",
+                    downsample: int = 1) -> torch.Tensor:
     """Bin structured event arrays → float32 ``[B, T, P, H', W']`` on ``device`` (default CPU).
 
-    Parameters as `snnzoo.runtime.binning.bin_batch`, or a model's binning ``spec`` dict
-    (``n_time_bins``, ``time_window``, ``mode``, ``downsample``).
+    Parameters as `snnzoo.runtime.binning.bin_batch`, or a model's binning ``spec``
+    (`snnzoo.runtime.binning.spec_args`).
     """
     if spec is not None:
-        n_time_bins, time_window = spec.get("n_time_bins"), spec.get("time_window")
-        mode, downsample = spec.get("mode", "count"), spec.get("downsample", 1)
+        return bin_batch_torch(batch, sensor_size, None, device, **spec_args(spec))
     n_pol, h, w = check_binning_args(sensor_size, n_time_bins, time_window, mode, downsample)
     dev = torch.device(device or "cpu")
     d, fsz, n_b = int(downsample), n_pol * h * w, len(batch)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ModelError
 from .images import ImageSpec
-from .specs import SpecError, input_from_metadata
+from .specs import InputSpec, SpecError, input_from_dict, input_from_metadata
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,15 @@ class ModelInfo:
         """From a zoo config (``net.config`` / ``config.json``)."""
         inp = cfg["input"]
         name = cfg.get("name") or name or "model"
-        if inp.get("kind") == "image":
-            return cls(name, list(cfg["classes"]), None, None, int(inp["time_steps"]),
-                       ImageSpec.from_input(inp["shape"], inp))
-        if inp.get("kind") != "events":
+        if inp.get("kind") not in ("events", "image"):
             raise ModelError(f"{name} takes {inp.get('kind')} input; predict runs event-stream and image models")
-        return cls(name, list(cfg["classes"]), tuple(int(v) for v in inp["sensor_size"]),
-                   dict(inp["binning"]), int(inp["time_steps"]))
+        return cls._from_input(name, cfg["classes"], _checked(input_from_dict, inp, name))
+
+    @classmethod
+    def _from_input(cls, name: str, classes: list[str], spec: InputSpec) -> "ModelInfo":
+        if spec.kind == "image":
+            return cls(name, list(classes), None, None, spec.time_steps, spec.image)
+        return cls(name, list(classes), spec.sensor_size, spec.binning.to_dict(), spec.time_steps)
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], name: str) -> "ModelInfo":
@@ -56,11 +58,13 @@ class ModelInfo:
                              "normalization in its metadata; export it with `snnzoo export`")
         if meta["input_kind"] not in ("events", "image"):
             raise ModelError(f"{name} takes {meta['input_kind']} input; predict runs event-stream and image models")
-        try:
-            spec = input_from_metadata(meta)
-        except SpecError as e:
-            raise ModelError(f"{name}: {e}") from None
-        if spec.kind == "image":
-            return cls(meta.get("model_id", name), list(meta["classes"]), None, None, spec.time_steps, spec.image)
-        return cls(meta.get("model_id", name), list(meta["classes"]), spec.sensor_size,
-                   spec.binning.to_dict(), spec.time_steps)
+        return cls._from_input(meta.get("model_id", name), meta["classes"],
+                               _checked(input_from_metadata, meta, name))
+
+
+def _checked(adapt: Callable[[dict[str, Any]], InputSpec], d: dict[str, Any], name: str) -> InputSpec:
+    """``adapt(d)``, a :class:`SpecError` re-raised as the ``ModelError`` ``"NAME: reason"``."""
+    try:
+        return adapt(d)
+    except SpecError as e:
+        raise ModelError(f"{name}: {e}") from None

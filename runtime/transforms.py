@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .binning import Sensor, bin_events
+from .binning import Sensor, bin_events, spec_args
 from .specs import BinningSpec
 
 
@@ -34,10 +34,7 @@ class ToFrame:
     def from_spec(cls, sensor_size: Sensor, spec: BinningSpec | dict) -> ToFrame:
         """From a model's binning spec: a :class:`~snnzoo.runtime.specs.BinningSpec` or its dict
         (``config["input"]["binning"]``)."""
-        if isinstance(spec, BinningSpec):
-            spec = spec.to_dict()
-        return cls(tuple(sensor_size), spec.get("n_time_bins"), spec.get("time_window"),
-                   spec.get("mode", "count"), spec.get("downsample", 1))
+        return cls(tuple(sensor_size), **spec_args(spec))
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def window_scores(predictor, paths: Iterable[str], window: int, stride: int, che
     span files; the next batch is read and binned in a thread while the session runs this one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .binning import bin_batch
+    from .binning import bin_batch, spec_args
     from .readers import CHUNK_EVENTS
 
     spec, sensor = predictor.info.binning, predictor.info.sensor_size
@@ -141,9 +141,7 @@ def window_scores(predictor, paths: Iterable[str], window: int, stride: int, che
         streams = [it[3] for it in batch if it[4] is None and len(it[3])]
         if not streams or not predictor.backend.bins_on_host:
             return batch, streams
-        return batch, bin_batch(streams, sensor, n_time_bins=spec.get("n_time_bins"),
-                                time_window=spec.get("time_window"), mode=spec.get("mode", "count"),
-                                downsample=spec.get("downsample", 1))
+        return batch, bin_batch(streams, sensor, **spec_args(spec))
 
     with ThreadPoolExecutor(1, thread_name_prefix="snnzoo-windows") as pool:
         ahead = pool.submit(next_batch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..runtime.specs import input_from_dict
 from .builder import build_model as _build
 from .entrypoints import register_model
 from .network import SpikingNet
@@ -43,12 +44,7 @@ def _image(shape: tuple[int, int, int], steps: int, mean: list[float], std: list
 
 def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float,
          weights: dict | None = None, **model: Any) -> dict[str, Any]:
-    if inp["kind"] == "events":
-        w, h, p = inp["sensor_size"]
-        ds = inp["binning"]["downsample"]
-        in_shape = [p, h // ds, w // ds]
-    else:
-        in_shape = inp["shape"]
+    in_shape = list(input_from_dict(inp).shape[-3:])  # [P, H, W] frames or [C, H, W] image
     base = dict(in_shape=in_shape, num_classes=len(classes), time_steps=inp["time_steps"],
                 neunorm=True, bn=False, k=0.2, v_th=0.5, surrogate="rect", width=None,
                 neunorm_k2=0.9, neurons_per_class=10, input_m2=input_m2, reset="zero", u0=0.0,
