@@ -193,3 +193,15 @@ def test_bad_model_config_names_the_key(drop, key):
     cfg = {k: v for k, v in get_pretrained_cfg("nmnist_compact").items() if k != drop}
     with pytest.raises(SpecError, match=key):
         ModelConfig.from_dict(cfg)
+
+
+def test_metadata_round_trip_for_every_config():
+    """config["input"] → the metadata ``snnzoo export`` writes → :func:`input_from_metadata` gives it back."""
+    from snnzoo.export.metadata import build_metadata
+    from snnzoo.runtime.onnx_metadata import decode_metadata
+
+    for name, cfg in _configs():
+        spec = input_from_dict(cfg["input"])
+        raw = build_metadata(cfg, input_name="frames" if spec.kind == "events" else "image",
+                             input_shape=list(spec.shape), weights_sha256="0" * 64, weights=None, exporter="test")
+        assert input_from_metadata(decode_metadata(raw)) == spec, name
