@@ -41,23 +41,8 @@ else
     DEVICE=cuda BUDGET_S=${BUDGET_S:-530} RESERVE_S=${RESERVE_S:-100} THREADS=6
     EXTRA=() EVAL_EXTRA=()
 fi
-DEADLINE=$("$PY" -c "print($T0 + $BUDGET_S)")
-now() { "$PY" -c "import time; print(f'{time.time() - $T0:.1f}')"; }
-log() { echo "[cifar10_qcfs_vgg $(now) s] $*"; }
-
-# snnzoo from this tree, without installing anything: the repo root is the package `snnzoo`.
-PKG=$(mktemp -d)
-ln -s "$PWD" "$PKG/snnzoo"
-export PYTHONPATH=$PKG${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-"$PY" - "$WORK/env.json" <<'PYEOF' || exit 1
-import json, platform, sys, torch, snnzoo
-env = {"python": platform.python_version(), "torch": torch.__version__, "snnzoo": snnzoo.__version__,
-       "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-open(sys.argv[1], "w").write(json.dumps(env))
-print(env, "snnzoo from", snnzoo.__file__)
-PYEOF
-[[ -f $DATA/cifar10_jpeg_q75.tar.gz ]] || { log "error: $DATA: no CIFAR-10 (run gpu/prepare_data.sh and carry .data)"; exit 1; }
-nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>/dev/null
+NAME=cifar10_qcfs_vgg
+source gpu/device_env.sh
 
 train() {  # train RUN PHASE ARGS...: one twin, logged to $WORK/RUN.PHASE.log
     local run=$1 phase=$2; shift 2

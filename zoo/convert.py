@@ -20,8 +20,7 @@ import click
 from torch import nn
 
 from ..runtime.models import CONFIG_FILE, WEIGHTS_FILE
-
-IF_SOFT_RESET = {"k": 1.0, "v_th": 1.0, "reset": "subtract", "u0": 0.5}
+from .qcfs import IF_SOFT_RESET
 
 
 def convert_qcfs(folder: str | Path, time_steps: int) -> nn.Module:

@@ -12,6 +12,7 @@ from ..runtime.specs import input_from_dict
 from .builder import build_model as _build
 from .entrypoints import register_model
 from .network import SpikingNet
+from .qcfs import IF_SOFT_RESET
 
 CITATION = (
     "@inproceedings{wu2019direct,\n"
@@ -116,7 +117,7 @@ def cifar10_compact(**kw: Any) -> SpikingNet:
 # ---- converted from a QCFS-trained ANN twin (zoo/qcfs.py) -----------------------------------
 _cifar10_qcfs = _cfg("32C3(enc)-64C3-AP2-64C3-256C3-AP2-256C3-256C3-AP2-256C3-AP2-Voting", "cifar10",
                      _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
-                     bn=True, neunorm=False, k=1.0, v_th=1.0, reset="subtract", u0=0.5,
+                     bn=True, neunorm=False, **IF_SOFT_RESET,
                      weights={"file": "cifar10_qcfs/model.safetensors",
                               "sha256": "9a6ff96df206f7534c36dc10299aa54720889abf3d38fb1cd2a57c2a499fc302"})
 
@@ -131,7 +132,7 @@ def cifar10_qcfs(**kw: Any) -> SpikingNet:
 
 _cifar10_qcfs_vgg = _cfg("64C3(enc)-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-512C3-AP2-Voting", "cifar10",
                          _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
-                         bn=True, neunorm=False, k=1.0, v_th=1.0, reset="subtract", u0=0.5,
+                         bn=True, neunorm=False, **IF_SOFT_RESET,
                          weights={"file": "cifar10_qcfs_vgg/model.safetensors",
                                   "sha256": "2eb32eee3928531cba4334a90741dbe508b84a0f1ca352813e2ab467921c5c57"})
 

@@ -18,6 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# The neuron a QCFS twin converts to (module docstring): IF, threshold 1, soft reset, u0 = V_th/2.
+IF_SOFT_RESET = {"k": 1.0, "v_th": 1.0, "reset": "subtract", "u0": 0.5}
+
 
 class QCFS(nn.Module):
     """``q(x) = clip(⌊x·L + ½⌋/L, 0, 1)`` with a straight-through floor, on ``[T, B, ...]`` input.
