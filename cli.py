@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "card": "snnzoo.zoo.cards:card_command",
     "train": "snnzoo.zoo.training.cli:train_command",
     "eval": "snnzoo.zoo.training.cli:eval_command",
+    "snapshot": "snnzoo.zoo.training.cli:snapshot_command",
     "emulate": "snnzoo.zoo.emulator:emulate_command",
     "convert": "snnzoo.zoo.convert:convert_command",
 }

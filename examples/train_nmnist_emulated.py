@@ -27,8 +27,9 @@ from snnzoo.runtime.binning import bin_from_spec
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.training.config import load_config
-from snnzoo.zoo.training.data import Frames, holdout_split, indices_digest, subset_indices
+from snnzoo.zoo.training.data import Frames, holdout_split, indices_digest, load_frames, open_dataset, subset_indices
 from snnzoo.zoo.training.evaluate import load_runner
+from snnzoo.zoo.training.kfold import fold_split, stratified_folds, summarize
 from snnzoo.zoo.training.metrics import wilson_interval
 from snnzoo.zoo.training.trainer import Trainer
 
@@ -72,6 +73,30 @@ class EmulatedTrainer(Trainer):
         return (Frames(x[tr], y[tr], ds.classes, "events"), Frames(x[va], y[va], ds.classes, "events"), info)
 
 
+class RealFoldTrainer(EmulatedTrainer):
+    """`EmulatedTrainer` whose training set also holds the real recordings outside fold ``fold``
+    (each repeated ``real_repeat`` times per epoch); validation stays the emulated held-out part."""
+
+    def __init__(self, cfg: dict[str, Any], mnist_root: Path, real_root: Path, fold: int, k: int, fold_seed: int,
+                 real_repeat: int, out: Path, cache: Path, **kw: Any) -> None:
+        super().__init__(cfg, mnist_root, out, cache, **kw)
+        self.real_root, self.fold, self.k, self.fold_seed, self.real_repeat = real_root, fold, k, fold_seed, real_repeat
+
+    def _load_data(self, input_spec: dict[str, Any]) -> tuple[Frames, Frames | None, dict[str, Any]]:
+        emu, val, info = super()._load_data(input_spec)
+        ds = open_dataset("nmnist", self.real_root, "train")
+        real = load_frames(ds, input_spec, desc="reading real nmnist/train", progress=self.progress)
+        tr, held = fold_split(stratified_folds(real.y.numpy(), self.k, self.fold_seed), self.fold)
+        reps = torch.from_numpy(np.tile(tr, self.real_repeat))
+        x, y = torch.cat([emu.x, real.x[reps]]), torch.cat([emu.y, real.y[reps]])
+        info.update(real_root=str(self.real_root), real_fold=self.fold, real_k=self.k, real_fold_seed=self.fold_seed,
+                    real_repeat=self.real_repeat, n_emulated_train=len(emu), n_real_train=len(tr),
+                    real_train_files=[str(Path(ds.files[i]).relative_to(self.real_root)) for i in tr],
+                    real_heldout_files=[str(Path(ds.files[i]).relative_to(self.real_root)) for i in held],
+                    n_train=len(y))
+        return Frames(x, y, emu.classes, "events"), val, info
+
+
 @click.group()
 def cli() -> None:
     """Emulated N-MNIST: train nmnist_compact, evaluate on real and emulated streams."""
@@ -96,6 +121,63 @@ def train(mnist_root: str, out: str, cache: str, config: str, epochs: int, seed:
     final = EmulatedTrainer(cfg, Path(mnist_root), Path(out), Path(cache), seed, compile_cpu,
                             None if init is None else Path(init), train_limit, resume=resume).run()
     click.echo(json.dumps({"final": final}))
+
+
+@cli.command("kfold-train")
+@click.option("--mnist-root", required=True, type=click.Path(file_okay=False), help="MNIST idx .gz folder.")
+@click.option("--real-root", required=True, type=click.Path(file_okay=False), help="Folder holding Train/<label>/*.bin.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder of this fold.")
+@click.option("--fold", type=int, required=True, help="Held-out fold (−1: train on all real recordings).")
+@click.option("--k", type=int, default=5, show_default=True)
+@click.option("--fold-seed", type=int, default=0, show_default=True)
+@click.option("--real-repeat", type=int, default=4, show_default=True, help="Copies of each real recording per epoch.")
+@click.option("--init", required=True, type=click.Path(file_okay=False), help="Start from this checkpoint folder.")
+@click.option("--train-limit", type=int, default=4000, show_default=True, help="Emulated samples per epoch.")
+@click.option("--cache", type=click.Path(file_okay=False), default="runs/emulated_nmnist_cache", show_default=True)
+@click.option("--config", "config", default="nmnist_compact", show_default=True)
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--compile", "compile_cpu", is_flag=True, help="torch.compile the model (CPU too).")
+@click.option("--resume", is_flag=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config overrides (snnzoo train --set).")
+def kfold_train(mnist_root: str, real_root: str, out: str, fold: int, k: int, fold_seed: int, real_repeat: int,
+                init: str, train_limit: int, cache: str, config: str, epochs: int, compile_cpu: bool, resume: bool,
+                sets: tuple[str, ...]) -> None:
+    """Fine-tune INIT on emulated streams plus the real recordings outside FOLD, then score the
+    held-out fold (written to OUT/heldout.json; `kfold-summary` pools the folds)."""
+    cfg = load_config(config, [*sets, f"train.epochs={epochs}", 'train.device="cpu"'])
+    cfg["name"] = Path(out).name
+    trainer = RealFoldTrainer(cfg, Path(mnist_root), Path(real_root), fold, k, fold_seed, real_repeat, Path(out),
+                              Path(cache), seed=0, compile_cpu=compile_cpu, init=Path(init), train_limit=train_limit,
+                              resume=resume)
+    final = trainer.run()
+    click.echo(json.dumps({"final": final}))
+    if fold == -1:
+        return
+    runner = load_runner(out, torch.device("cpu"))
+    ds = open_dataset("nmnist", Path(real_root), "train")
+    real = load_frames(ds, runner.config["input"], progress=False)
+    _, held = fold_split(stratified_folds(real.y.numpy(), k, fold_seed), fold)
+    r = _accuracy(runner, real.x[held].numpy(), real.y[held].numpy())
+    rec = {"model": out, "fold": fold, "k": k, "fold_seed": fold_seed, **r,
+           "files": [str(Path(ds.files[i]).relative_to(real_root)) for i in held]}
+    (Path(out) / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
+    click.echo(json.dumps({key: rec[key] for key in ("fold", "k", "n", "correct", "accuracy")}))
+
+
+@cli.command("kfold-summary")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+def kfold_summary(runs: tuple[str, ...]) -> None:
+    """Pool the held-out scores (RUN/heldout.json) of one run per fold into the k-fold estimate."""
+    recs = []
+    for run in runs:
+        p = Path(run) / "heldout.json"
+        if not p.is_file():
+            raise click.ClickException(f"{p}: missing; run kfold-train for that fold first")
+        recs.append(json.loads(p.read_text()))
+    try:
+        click.echo(json.dumps({"runs": list(runs), **summarize(recs)}, indent=1))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _accuracy(runner: Any, x: np.ndarray, y: np.ndarray, batch: int = 200) -> dict[str, Any]:

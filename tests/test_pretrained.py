@@ -87,6 +87,28 @@ def test_offline_from_cache_and_from_empty_cache(published, tmp_path, monkeypatc
         snnzoo.create_model(f"hf-hub:{REPO}")
 
 
+def test_user_folder_comes_before_the_hub_and_is_named_when_empty(published, tmp_path, monkeypatch):
+    """A Hub folder copied to <user cache>/weights/<id>/ is used offline, verified, and the
+    error for an empty cache says where to put it."""
+    server, net, weights = published
+    monkeypatch.setenv("SNNZOO_CACHE", str(tmp_path / "user"))
+    point_client_at(monkeypatch, server.url, tmp_path / "empty", TOKEN, offline=True)
+    put = tmp_path / "user" / "weights" / weights["file"]
+    with pytest.raises(PretrainedError) as e:
+        snnzoo.create_model(NAME, pretrained=True)
+    assert str(e.value).endswith(f"at {put}") and f"snnzoo pull {REPO}" in str(e.value)
+    put.parent.mkdir(parents=True)
+    shutil.copy(tmp_path / "built" / "model.safetensors", put)
+    n = len(server.requests)
+    assert torch.equal(snnzoo.create_model(NAME, pretrained=True).eval()(frames()), net(frames()))
+    assert len(server.requests) == n
+    data = bytearray(put.read_bytes())
+    data[-1] ^= 1
+    put.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=f"{put}: sha256"):
+        snnzoo.create_model(NAME, pretrained=True)
+
+
 def test_offline_env_set_after_import_is_honoured(published, monkeypatch):
     """HF_HUB_OFFLINE=1 exported after huggingface_hub was imported still keeps us off the network."""
     server, _, _ = published
@@ -129,8 +151,10 @@ def test_errors_name_the_file_and_the_problem(tmp_path, monkeypatch):
     register(monkeypatch, tiny_cfg(None))
     with pytest.raises(PretrainedError, match=f"{NAME}: no published weights"):
         snnzoo.create_model(NAME, pretrained=True)
+    monkeypatch.setenv("SNNZOO_CACHE", str(tmp_path / "user"))
     register(monkeypatch, tiny_cfg({"file": f"{NAME}/model.safetensors", "sha256": "0" * 64}))
-    with pytest.raises(PretrainedError, match="bundled weights of tiny_events are missing.*no hf_hub_id"):
+    put = tmp_path / "user" / "weights" / NAME / "model.safetensors"
+    with pytest.raises(PretrainedError, match=f"{NAME}: weights not found; put its model.safetensors .* at {put}$"):
         snnzoo.create_model(NAME, pretrained=True)
     for bad in ("hf-hub:noslash", "hf-hub:a/b/c", "hf-hub:/x"):
         with pytest.raises(PretrainedError, match="expected a Hub repository ORG/NAME"):

@@ -235,3 +235,32 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, nmnist_root):
     assert len(epochs) == 2 and all(np.isfinite(e["train_loss"]) for e in epochs)
     assert epochs[1]["train_loss"] < epochs[0]["train_loss"]
     assert (out / "model.safetensors").is_file()
+
+
+def test_snapshot_writes_the_runs_latest_weights(tmp_path, nmnist_root):
+    """`snnzoo snapshot RUN DEST` exports last.ckpt's weights: at an epoch end they are the run's own
+    final folder byte for byte; mid-epoch, `snapshot` records the fractional epoch and samples seen."""
+    out, snap = tmp_path / "run", tmp_path / "snap"
+    r = train_cli("nmnist_compact", "--data-root", str(nmnist_root), "--out", str(out), "--epochs", "1",
+                  "--batch-size", "16", "--set", "data.limit=64", "--set", "data.val_fraction=0.25", *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = CliRunner().invoke(cli, ["snapshot", str(out), str(snap)])
+    assert res.exit_code == 0, res.output
+    assert (snap / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    cfg = json.loads((snap / "config.json").read_text())
+    assert cfg["snapshot"]["epoch"] == 1.0 and cfg["snapshot"]["samples_seen"] == cfg["data"]["n_train"] > 32
+    assert cfg["snapshot"]["mid_epoch"] is False
+    assert cfg["weights"]["sha256"] == json.loads((out / "config.json").read_text())["weights"]["sha256"]
+
+    state = torch.load(out / "last.ckpt", weights_only=True)
+    state.update(epoch=0, batch=2)  # as if written after the second of the epoch's 3 steps
+    torch.save(state, out / "last.ckpt")
+    res = CliRunner().invoke(cli, ["snapshot", str(out), str(snap)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.output)
+    assert rec["epoch"] == pytest.approx(2 / 3) and rec["samples_seen"] == 32 and rec["mid_epoch"] is True
+
+    for args, match in (([str(tmp_path / "none"), str(snap)], "last.ckpt: not a readable training checkpoint"),
+                        ([str(out), str(out)], "must go to another folder")):
+        res = CliRunner().invoke(cli, ["snapshot", *args])
+        assert res.exit_code == 2 and match in res.output and res.output.count("\n") == 1, res.output

@@ -3,9 +3,11 @@
 Resolution for a registry model (``create_model(name, pretrained=True)``), first hit wins:
 
 1. the bundled file ``zoo/weights/<weights.file>`` shipped with the package;
-2. the Hugging Face cache (``HF_HOME``/``HF_HUB_CACHE``), ``<weights.hf_hub_id>/model.safetensors``
+2. the user's folder ``<user cache>/weights/<weights.file>`` (:func:`local_weights`; a Hub folder
+   copied there by hand, e.g. on a machine without internet);
+3. the Hugging Face cache (``HF_HOME``/``HF_HUB_CACHE``), ``<weights.hf_hub_id>/model.safetensors``
    at ``weights.revision`` — no network;
-3. a Hub download (``hf_hub_download``), unless ``HF_HUB_OFFLINE=1``.
+4. a Hub download (``hf_hub_download``), unless ``HF_HUB_OFFLINE=1``.
 
 Every file is checked against the registry's ``weights.sha256`` before it is read; a mismatch
 refuses the file. ``hf-hub:org/name[@rev]`` loads any folder made by ``snnzoo push``
@@ -31,7 +33,7 @@ from ..runtime.errors import ModelError
 from ..runtime.models import CONFIG_FILE as HUB_CONFIG
 from ..runtime.models import WEIGHTS_FILE as HUB_WEIGHTS
 from ..runtime.models import parse_hub_spec as split_hub_spec
-from ..runtime.models import recorded_sha256, sha256_file
+from ..runtime.models import cache_dir, recorded_sha256, sha256_file
 from ..runtime.models import verify_sha256 as check_sha256
 from .builder import build_model
 from .entrypoints import get_pretrained_cfg, list_models
@@ -116,18 +118,30 @@ def load_weights(model: nn.Module, path: str | os.PathLike, what: str) -> nn.Mod
     return model
 
 
+def local_weights(weights: dict[str, Any]) -> Path:
+    """Where a user puts weights the package does not ship: ``<user cache>/weights/<weights.file>``
+    (``~/.cache/snnzoo/weights/<id>/model.safetensors`` unless ``$SNNZOO_CACHE`` says otherwise),
+    i.e. the model's Hub folder copied to ``<user cache>/weights/<id>/``."""
+    return cache_dir() / "weights" / weights["file"]
+
+
 def resolve_weights(name: str, weights: dict[str, Any]) -> Path:
-    """The verified weights file of registry model ``name`` (bundled → HF cache → Hub)."""
-    bundled = WEIGHTS_DIR / weights["file"]
+    """The verified weights file of registry model ``name`` (bundled → user folder → HF cache → Hub)."""
     expected = weights["sha256"]
-    if bundled.is_file():
-        verify_sha256(bundled, expected, f"{name} in the registry")
-        return bundled
+    for path in (WEIGHTS_DIR / weights["file"], local_weights(weights)):
+        if path.is_file():
+            verify_sha256(path, expected, f"{name} in the registry")
+            return path
     repo_id = weights.get("hf_hub_id")
+    put = f"put its {HUB_WEIGHTS} (sha256 {expected[:12]}…) at {local_weights(weights)}"
     if not repo_id:
-        raise PretrainedError(f"{bundled}: bundled weights of {name} are missing and its registry entry "
-                              "names no hf_hub_id to fetch them from; reinstall snnzoo")
-    return fetch_verified(repo_id, HUB_WEIGHTS, weights.get("revision"), expected, f"{name} in the registry")
+        raise PretrainedError(f"{name}: weights not found; {put}")
+    try:
+        return fetch_verified(repo_id, HUB_WEIGHTS, weights.get("revision"), expected, f"{name} in the registry")
+    except IntegrityError:
+        raise
+    except PretrainedError as e:
+        raise PretrainedError(f"{e}; or {put}") from None
 
 
 def fetch_verified(repo_id: str, filename: str, revision: str | None, sha256: str, what: str) -> Path:

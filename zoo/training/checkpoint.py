@@ -107,3 +107,29 @@ def load_checkpoint_folder(path: str | Path, device: str | torch.device = "cpu")
     from ..pretrained import load_folder
 
     return load_folder(path).to(device).eval()
+
+
+def export_snapshot(run: str | Path, dest: str | Path) -> dict[str, Any]:
+    """The weights a run's ``last.ckpt`` holds (its latest step, maybe mid-epoch) as a checkpoint
+    folder ``dest``, like the one the run writes at its end; ``config.json`` records ``snapshot``:
+    the step, the (fractional) epoch, the training samples seen and the last ``train`` record.
+    Returns that record. The run itself is left as it is and can go on (``--resume``)."""
+    from ..registry import create_model
+
+    run, dest = Path(run), Path(dest)
+    if dest.resolve() == run.resolve():
+        raise ValueError(f"{dest}: the snapshot must go to another folder than the run's own")
+    state = load_training_state(run / "last.ckpt")
+    cfg = state["config"]
+    model = create_model(cfg["model"], **cfg["model_args"])
+    model.load_state_dict(state["model"])
+    trains = [r for r in state["history"] if r["kind"] == "train"]
+    last = trains[-1] if trains else {}
+    steps_per_epoch = next((r["steps_per_epoch"] for r in state["history"] if "steps_per_epoch" in r), None)
+    epoch = state["epoch"] + (state["batch"] / steps_per_epoch if steps_per_epoch else 0.0)
+    snap = {"run": str(run), "step": state["step"], "epoch": epoch, "epochs_planned": cfg["train"]["epochs"],
+            "samples_seen": state["epoch"] * state["split"]["n_train"]
+            + state["batch"] * cfg["train"]["batch_size"] * state["split"].get("world_size", 1),
+            "mid_epoch": state["batch"] > 0, "last_train_record": last}
+    export_folder(model, dest, {"training": cfg, "data": state["split"], "metrics": last, "snapshot": snap})
+    return snap

@@ -65,6 +65,22 @@ def train_command(config_or_model: str, data_root: str, dataset: str | None, epo
         _fail(e)
 
 
+@click.command("snapshot")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+def snapshot_command(run: str, dest: str) -> None:
+    """Write the weights of RUN/last.ckpt (the run's latest step, mid-epoch too) to the checkpoint
+    folder DEST (model.safetensors fp16 + config.json, whose `snapshot` says step, epoch and
+    samples seen). For runs longer than a session; the run can go on with --resume."""
+    from .checkpoint import export_snapshot
+
+    try:
+        snap = export_snapshot(run, dest)
+    except USER_ERRORS as e:
+        _fail(e)
+    click.echo(json.dumps({"dest": dest, **{k: v for k, v in snap.items() if k != "last_train_record"}}))
+
+
 @click.command("eval")
 @click.argument("model")
 @click.option("--dataset", required=True, help="Dataset name (nmnist, cifar10, cifar10dvs, dvsgesture...), "

@@ -1,0 +1,43 @@
+"""examples/train_nmnist_emulated.py kfold-train / kfold-summary end to end, tiny: a fold's run
+trains on emulated streams plus the real recordings outside its fold and scores only that fold."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from snnzoo.zoo.training.kfold import fold_split, stratified_folds
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "train_nmnist_emulated.py"
+INIT = Path(__file__).parents[1] / "zoo" / "weights" / "nmnist_compact"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_one_fold_trains_outside_it_and_scores_it(tmp_path, shared_data, nmnist_root):
+    out = tmp_path / "fold3"
+    r = _run("kfold-train", "--mnist-root", str(shared_data / "mnist"), "--real-root", str(nmnist_root),
+             "--out", str(out), "--fold", "3", "--init", str(INIT), "--train-limit", "16", "--real-repeat", "1",
+             "--epochs", "1", "--cache", str(tmp_path / "cache"), "--set", "data.limit=40",
+             "--set", "model_args.time_steps=4", "--set", "train.threads=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = json.loads((out / "config.json").read_text())["data"]
+    held = json.loads((out / "heldout.json").read_text())
+    assert (held["fold"], held["k"], held["n"]) == (3, 5, 200) and 0 <= held["correct"] <= 200
+    assert cfg["n_real_train"] == 800 and cfg["n_emulated_train"] == 16 and cfg["n_train"] == 816
+    assert not set(cfg["real_train_files"]) & set(held["files"]) and cfg["real_heldout_files"] == held["files"]
+    labels = np.array([int(Path(f).parent.name) for f in sorted(held["files"] + cfg["real_train_files"])])
+    assert len(labels) == 1000
+    _, ho = fold_split(stratified_folds(labels, 5, 0), 3)
+    assert len(ho) == 200
+
+    r = _run("kfold-summary", str(out))
+    assert r.returncode == 1 and r.stderr.strip() == "Error: need each of folds 0..4 once, got [3]"
