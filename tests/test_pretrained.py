@@ -187,3 +187,25 @@ def test_load_folder_checks_shapes_and_its_own_hash(tmp_path):
     with pytest.raises(PretrainedError, match="config.json: not an snnzoo config"):
         pretrained.load_folder(folder)
     shutil.rmtree(folder)
+
+
+def test_models_command_says_where_the_weights_are(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from snnzoo.cli import cli
+
+    monkeypatch.setenv("SNNZOO_CACHE", str(tmp_path / "user"))
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "bundled")
+    weights = {"file": f"{NAME}/model.safetensors", "sha256": "0" * 64, "hf_hub_id": "org/tiny"}
+    register(monkeypatch, tiny_cfg(weights))
+
+    def row() -> dict:
+        res = CliRunner().invoke(cli, ["models", "--pretrained", "--format", "json"])
+        assert res.exit_code == 0, res.output
+        return next(r for r in map(json.loads, res.output.splitlines()) if r["model"] == NAME)
+
+    assert row()["weights"] == "hub:org/tiny"
+    for where, label in ((tmp_path / "user" / "weights", "user folder"), (tmp_path / "bundled", "bundled")):
+        (where / NAME).mkdir(parents=True)
+        (where / NAME / "model.safetensors").write_bytes(b"x")
+        assert row()["weights"] == label

@@ -41,9 +41,23 @@ def models_command(pretrained: bool, fmt: str) -> None:
         cfg = get_pretrained_cfg(name)
         row = {"model": name, "arch": cfg["arch"], "input": cfg["input"]["kind"],
                "time_steps": cfg["input"]["time_steps"], "classes": len(cfg["classes"]),
-               "pretrained": bool(cfg.get("weights"))}
+               "pretrained": bool(cfg.get("weights")), "weights": _weights_source(cfg.get("weights"))}
         if fmt == "json":
             click.echo(json.dumps(row))
         else:
-            click.echo(f"{name:24s} {row['arch']:60s} T={row['time_steps']:<3d} "
-                       f"{'pretrained' if row['pretrained'] else ''}")
+            where = f"pretrained ({row['weights']})" if row["pretrained"] else ""
+            click.echo(f"{name:24s} {row['arch']:60s} T={row['time_steps']:<3d} {where}")
+
+
+def _weights_source(weights: dict | None) -> str | None:
+    """Where the weights are found first: ``bundled``, ``user folder`` (:func:`local_weights`), else
+    ``hub:ORG/NAME`` (HF cache or download) or ``missing``; None for a model without weights."""
+    if not weights:
+        return None
+    from .pretrained import WEIGHTS_DIR, local_weights
+
+    if (WEIGHTS_DIR / weights["file"]).is_file():
+        return "bundled"
+    if local_weights(weights).is_file():
+        return "user folder"
+    return f"hub:{weights['hf_hub_id']}" if weights.get("hf_hub_id") else "missing"
