@@ -180,6 +180,24 @@ def kfold_summary(runs: tuple[str, ...]) -> None:
         raise click.ClickException(str(e)) from None
 
 
+@cli.command("kfold-baseline")
+@click.argument("model")
+@click.option("--real-root", required=True, type=click.Path(file_okay=False), help="Folder holding Train/<label>/*.bin.")
+@click.option("--k", type=int, default=5, show_default=True)
+@click.option("--fold-seed", type=int, default=0, show_default=True)
+def kfold_baseline(model: str, real_root: str, k: int, fold_seed: int) -> None:
+    """Score MODEL, trained on none of the real recordings, on each fold of `kfold-train`: the
+    fine-tuned folds' paired baseline (same held-out recordings)."""
+    runner = load_runner(model, torch.device("cpu"))
+    real = load_frames(open_dataset("nmnist", Path(real_root), "train"), runner.config["input"], progress=False)
+    fold = stratified_folds(real.y.numpy(), k, fold_seed)
+    recs = []
+    for f in range(k):
+        _, held = fold_split(fold, f)
+        recs.append({"fold": f, "k": k, **_accuracy(runner, real.x[held].numpy(), real.y[held].numpy())})
+    click.echo(json.dumps({"model": model, **summarize(recs)}, indent=1))
+
+
 def _accuracy(runner: Any, x: np.ndarray, y: np.ndarray, batch: int = 200) -> dict[str, Any]:
     preds = np.concatenate([runner(torch.from_numpy(x[i:i + batch])).argmax(1) for i in range(0, len(x), batch)])
     k, n = int((preds == y).sum()), len(y)

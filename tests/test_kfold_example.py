@@ -41,3 +41,14 @@ def test_one_fold_trains_outside_it_and_scores_it(tmp_path, shared_data, nmnist_
 
     r = _run("kfold-summary", str(out))
     assert r.returncode == 1 and r.stderr.strip() == "Error: need each of folds 0..4 once, got [3]"
+
+
+def test_baseline_folds_add_up_to_the_recorded_real_accuracy(nmnist_root):
+    """kfold-baseline scores the shipped model on each held-out fold; the folds cover the 1,000
+    recordings once, so their hits add up to the card's recorded eval of the same weights."""
+    r = _run("kfold-baseline", "nmnist_compact", "--real-root", str(nmnist_root))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    recorded = json.loads((EXAMPLE.parents[1] / "model_cards" / "nmnist_compact" / "eval_real_nmnist.json").read_text())
+    assert (out["n"], out["correct"]) == (recorded["n"], recorded["correct"]) == (1000, 976)
+    assert [f["n"] for f in out["per_fold"]] == [200] * 5
