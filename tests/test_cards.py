@@ -137,3 +137,17 @@ def test_card_shows_the_confusion_png_and_the_hardest_strips(card_dir):
     (card_dir / "cm.png").unlink()
     with pytest.raises(cards.CardError, match=r"cm.png: missing \(confusion_png\)"):
         cards.generate_card(NAME, card_dir.parent)
+
+
+def test_a_kfold_estimate_renders_as_one_with_its_folds(tmp_path, monkeypatch):
+    """A `kfold-summary` JSON as an evaluation: the card says how it was pooled and lists the folds."""
+    from snnzoo.zoo.training.kfold import summarize
+
+    register(monkeypatch, tiny_cfg({"file": f"{NAME}/model.safetensors", "sha256": "ab" * 32}))
+    d = tmp_path / "cards" / NAME
+    write_card_inputs(d, summarize([{"fold": f, "k": 2, "n": 50, "correct": c} for f, c in ((0, 49), (1, 47))]))
+    text = cards.generate_card(NAME, d.parent)
+    assert "Top-1 accuracy 96.00 % on n = 100 samples" in text
+    assert "held-out counts pooled over 2 folds" in text and "snnzoo eval`" not in text.split("## How")[1]
+    assert "| 0 | 50 | 49 | 98.00 % |\n| 1 | 50 | 47 | 94.00 % |" in text
+    assert card_numbers(text) == [0.96]

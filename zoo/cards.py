@@ -329,10 +329,16 @@ def _measurements_section(cfg: dict[str, Any], evaluations: list[Evaluation]) ->
             out += [entry["notes"], ""]
         if entry.get("command"):
             out += ["```bash", entry["command"], "```", ""]
+        if r.get("per_fold"):  # a k-fold estimate (zoo/training/kfold.py summarize)
+            how = f"Wilson, on the held-out counts pooled over {r['k']} folds, as printed by the command above"
+        else:
+            how = "Wilson, as reported by `snnzoo eval`" + (f" running {r['source']}" if r.get("source") else "")
         out.append(f"Top-1 accuracy {_pct(r['accuracy'])} on n = {r['n']} samples, 95 % confidence "
-                   f"interval {_ci(r)} (Wilson, as reported by `snnzoo eval`"
-                   + (f" running {r['source']}" if r.get("source") else "") + f"; recorded in `{entry['file']}`).")
+                   f"interval {_ci(r)} ({how}; recorded in `{entry['file']}`).")
         out.append("")
+        if r.get("per_fold"):
+            out += ["| fold | n held out | correct | accuracy |", "|---|---|---|---|",
+                    *[f"| {f['fold']} | {f['n']} | {f['correct']} | {_pct(f['accuracy'])} |" for f in r["per_fold"]], ""]
         per_class, per_n = r.get("per_class") or {}, r.get("per_class_n") or {}
         if per_class:
             out += ["| class | n | accuracy |", "|---|---|---|",
