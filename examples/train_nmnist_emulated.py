@@ -6,7 +6,19 @@
     python examples/train_nmnist_emulated.py eval runs/nmnist_compact_emulated \\
         --data-root ../shared/data --emulated-test 2000
 
-The training data is only emulated streams of MNIST train images 1000–59999; a seeded,
+K-fold fine-tuning on the real recordings (``nmnist_compact_real``; zoo/training/kfold.py):
+
+    for f in 0 1 2 3 4; do python examples/train_nmnist_emulated.py kfold-train --fold $f \
+        --mnist-root ../shared/data/mnist --real-root ../shared/data/nmnist \
+        --init zoo/weights/nmnist_compact --out runs/kfold/fold$f --compile; done
+    python examples/train_nmnist_emulated.py kfold-summary runs/kfold/fold{0,1,2,3,4}
+    python examples/train_nmnist_emulated.py kfold-baseline nmnist_compact --real-root ../shared/data/nmnist
+
+``kfold-train`` adds the real recordings outside fold ``f`` to the emulated training set and scores
+only fold ``f``; ``--fold -1`` trains on all of them (the shipped weights, which have no real
+recording left to test on: their real-data number is the k-fold estimate of the recipe).
+
+For ``train``, the training data is only emulated streams of MNIST train images 1000–59999; a seeded,
 stratified 10 % of them is held out for validation; the weights are those of the last epoch.
 The real recordings (MNIST train 0–999) and the MNIST test images play no part in training.
 ``--compile`` runs ``torch.compile`` on CPU too (``snnzoo train`` allows it on CUDA only);
