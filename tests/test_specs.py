@@ -146,8 +146,10 @@ def test_every_model_config_round_trips_in_order():
         assert config.to_dict() == cfg and list(config.to_dict()) == list(cfg), name
         assert ModelConfig.from_dict(config.to_dict()) == config, name
         assert config.time_steps == cfg["model"]["time_steps"] == cfg["input"]["time_steps"], name
-    shipped = ModelConfig.from_dict(json.loads(SHIPPED[-1].read_text()))
-    assert shipped.name == "nmnist_compact" and {"training", "data", "metrics"} <= set(shipped.extra)
+    for path in SHIPPED:  # every bundled folder's config.json: named after its folder, training records kept
+        shipped = ModelConfig.from_dict(json.loads(path.read_text()))
+        assert shipped.name == path.parent.name and {"training", "data"} <= set(shipped.extra), path
+        assert "metrics" in shipped.extra or "converted_from" in shipped.extra, path
 
 
 def test_model_config_is_frozen_and_copies():
