@@ -209,3 +209,23 @@ def test_models_command_says_where_the_weights_are(tmp_path, monkeypatch):
         (where / NAME).mkdir(parents=True)
         (where / NAME / "model.safetensors").write_bytes(b"x")
         assert row()["weights"] == label
+
+
+def test_wu2019_nmnist_lives_outside_the_package_and_says_where_to_put_it(tmp_path, monkeypatch):
+    """The paper topology's 35 MB weights are a Hub folder, not bundled: the registry pins their
+    sha256 and Hub id, and with neither the user folder nor the HF cache holding them, the error
+    names both ways to get them."""
+    point_client_at(monkeypatch, None, tmp_path / "hf", offline=True)
+    monkeypatch.setenv("SNNZOO_CACHE", str(tmp_path / "user"))
+    from snnzoo.zoo.entrypoints import get_pretrained_cfg
+
+    w = get_pretrained_cfg("wu2019_nmnist")["weights"]
+    assert w["hf_hub_id"] == "snnzoo/wu2019_nmnist" and len(w["sha256"]) == 64
+    assert not (pretrained.WEIGHTS_DIR / w["file"]).exists()
+    sums = (pretrained.WEIGHTS_DIR.parents[1] / "model_cards" / "wu2019_nmnist" / "SHA256SUMS").read_text()
+    assert f"{w['sha256']}  model.safetensors" in sums.splitlines()
+    with pytest.raises(PretrainedError) as e:
+        snnzoo.create_model("wu2019_nmnist", pretrained=True)
+    msg = str(e.value)
+    assert "snnzoo pull snnzoo/wu2019_nmnist" in msg
+    assert msg.endswith(f"at {tmp_path / 'user' / 'weights' / 'wu2019_nmnist' / 'model.safetensors'}")
