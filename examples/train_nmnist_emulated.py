@@ -163,23 +163,46 @@ def kfold_train(mnist_root: str, real_root: str, out: str, fold: int, k: int, fo
                               resume=resume)
     final = trainer.run()
     click.echo(json.dumps({"final": final}))
-    if fold == -1:
-        return
-    runner = load_runner(out, torch.device("cpu"))
-    ds = open_dataset("nmnist", Path(real_root), "train")
+    if fold != -1:
+        _score_fold(Path(out), Path(real_root), fold, k, fold_seed)
+
+
+@cli.command("kfold-score")
+@click.argument("run", type=click.Path(file_okay=False, exists=True))
+@click.option("--real-root", required=True, type=click.Path(file_okay=False), help="Folder holding Train/<label>/*.bin.")
+@click.option("--fold", type=int, required=True)
+@click.option("--k", type=int, default=5, show_default=True)
+@click.option("--fold-seed", type=int, default=0, show_default=True)
+def kfold_score(run: str, real_root: str, fold: int, k: int, fold_seed: int) -> None:
+    """(Re)write RUN/heldout.json: RUN's weights scored on held-out fold FOLD (what kfold-train does
+    at its end)."""
+    _score_fold(Path(run), Path(real_root), fold, k, fold_seed)
+
+
+def _score_fold(run: Path, real_root: Path, fold: int, k: int, fold_seed: int) -> None:
+    """Score ``run``'s weights on the real recordings of fold ``fold`` only; per-sample labels and
+    predictions go to ``run/heldout.json`` with the counts."""
+    runner = load_runner(str(run), torch.device("cpu"))
+    ds = open_dataset("nmnist", real_root, "train")
     real = load_frames(ds, runner.config["input"], progress=False)
     _, held = fold_split(stratified_folds(real.y.numpy(), k, fold_seed), fold)
-    r = _accuracy(runner, real.x[held].numpy(), real.y[held].numpy())
-    rec = {"model": out, "fold": fold, "k": k, "fold_seed": fold_seed, **r,
-           "files": [str(Path(ds.files[i]).relative_to(real_root)) for i in held]}
-    (Path(out) / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
+    x, y = real.x[held].numpy(), real.y[held].numpy()
+    pred = _predict(runner, x)
+    r = _accuracy(runner, x, y, pred)
+    rec = {"model": str(run), "fold": fold, "k": k, "fold_seed": fold_seed, **r,
+           "files": [str(Path(ds.files[i]).relative_to(real_root)) for i in held],
+           "labels": y.tolist(), "predicted": [int(v) for v in pred]}
+    (run / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
     click.echo(json.dumps({key: rec[key] for key in ("fold", "k", "n", "correct", "accuracy")}))
 
 
 @cli.command("kfold-summary")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
-def kfold_summary(runs: tuple[str, ...]) -> None:
-    """Pool the held-out scores (RUN/heldout.json) of one run per fold into the k-fold estimate."""
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the pooled confusion matrix PNG here.")
+def kfold_summary(runs: tuple[str, ...], plot: str | None) -> None:
+    """Pool the held-out scores (RUN/heldout.json) of one run per fold into the k-fold estimate,
+    with the pooled confusion matrix and per-class accuracy (each recording scored by the one
+    model that did not see it)."""
     recs = []
     for run in runs:
         p = Path(run) / "heldout.json"
@@ -187,9 +210,15 @@ def kfold_summary(runs: tuple[str, ...]) -> None:
             raise click.ClickException(f"{p}: missing; run kfold-train for that fold first")
         recs.append(json.loads(p.read_text()))
     try:
-        click.echo(json.dumps({"runs": list(runs), **summarize(recs)}, indent=1))
+        out = summarize(recs, classes=EmulatedNMNIST.classes)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    if plot and "confusion" in out:
+        from snnzoo.zoo.training.plots import plot_confusion
+
+        plot_confusion(np.array(out["confusion"]), out["classes"], plot,
+                       title=f"{out['k']}-fold held-out, {out['correct']}/{out['n']}")
+    click.echo(json.dumps({"runs": list(runs), **out}, indent=1))
 
 
 @cli.command("kfold-baseline")
@@ -206,12 +235,19 @@ def kfold_baseline(model: str, real_root: str, k: int, fold_seed: int) -> None:
     recs = []
     for f in range(k):
         _, held = fold_split(fold, f)
-        recs.append({"fold": f, "k": k, **_accuracy(runner, real.x[held].numpy(), real.y[held].numpy())})
-    click.echo(json.dumps({"model": model, **summarize(recs)}, indent=1))
+        x, y = real.x[held].numpy(), real.y[held].numpy()
+        pred = _predict(runner, x)
+        recs.append({"fold": f, "k": k, **_accuracy(runner, x, y, pred), "labels": y.tolist(),
+                     "predicted": [int(v) for v in pred]})
+    click.echo(json.dumps({"model": model, **summarize(recs, classes=EmulatedNMNIST.classes)}, indent=1))
 
 
-def _accuracy(runner: Any, x: np.ndarray, y: np.ndarray, batch: int = 200) -> dict[str, Any]:
-    preds = np.concatenate([runner(torch.from_numpy(x[i:i + batch])).argmax(1) for i in range(0, len(x), batch)])
+def _predict(runner: Any, x: np.ndarray, batch: int = 200) -> np.ndarray:
+    return np.concatenate([runner(torch.from_numpy(x[i:i + batch])).argmax(1) for i in range(0, len(x), batch)])
+
+
+def _accuracy(runner: Any, x: np.ndarray, y: np.ndarray, preds: np.ndarray | None = None) -> dict[str, Any]:
+    preds = _predict(runner, x) if preds is None else preds
     k, n = int((preds == y).sum()), len(y)
     return {"n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n))}
 

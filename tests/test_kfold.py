@@ -45,3 +45,16 @@ def test_summary_pools_the_held_out_counts():
         summarize([recs[0], recs[1]])
     with pytest.raises(ValueError, match="different k"):
         summarize([*recs, {"fold": 3, "k": 4, "n": 1, "correct": 1}])
+
+
+def test_summary_pools_per_sample_predictions_into_a_confusion_matrix():
+    recs = [{"fold": 0, "k": 2, "n": 3, "correct": 2, "labels": [0, 1, 1], "predicted": [0, 1, 0]},
+            {"fold": 1, "k": 2, "n": 2, "correct": 2, "labels": [2, 0], "predicted": [2, 0]}]
+    s = summarize(recs, classes=["a", "b", "c"])
+    assert s["confusion"] == [[2, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert s["per_class"] == {"a": 1.0, "b": 0.5, "c": 1.0} and s["per_class_n"] == {"a": 2, "b": 2, "c": 1}
+    assert "confusion" not in summarize(recs)  # no class names
+    without = {k: v for k, v in recs[1].items() if k != "labels"}
+    assert "confusion" not in summarize([recs[0], without], classes=["a", "b", "c"])  # a fold without samples
+    with pytest.raises(ValueError, match="disagree with their counts"):
+        summarize([recs[0], {**recs[1], "correct": 1}], classes=["a", "b", "c"])

@@ -32,6 +32,8 @@ def test_one_fold_trains_outside_it_and_scores_it(tmp_path, shared_data, nmnist_
     cfg = json.loads((out / "config.json").read_text())["data"]
     held = json.loads((out / "heldout.json").read_text())
     assert (held["fold"], held["k"], held["n"]) == (3, 5, 200) and 0 <= held["correct"] <= 200
+    assert sum(a == b for a, b in zip(held["labels"], held["predicted"])) == held["correct"]
+    assert held["labels"] == [int(Path(f).parent.name) for f in held["files"]]
     assert cfg["n_real_train"] == 800 and cfg["n_emulated_train"] == 16 and cfg["n_train"] == 816
     assert not set(cfg["real_train_files"]) & set(held["files"]) and cfg["real_heldout_files"] == held["files"]
     labels = np.array([int(Path(f).parent.name) for f in sorted(held["files"] + cfg["real_train_files"])])
@@ -52,3 +54,4 @@ def test_baseline_folds_add_up_to_the_recorded_real_accuracy(nmnist_root):
     recorded = json.loads((EXAMPLE.parents[1] / "model_cards" / "nmnist_compact" / "eval_real_nmnist.json").read_text())
     assert (out["n"], out["correct"]) == (recorded["n"], recorded["correct"]) == (1000, 976)
     assert [f["n"] for f in out["per_fold"]] == [200] * 5
+    assert out["per_class"] == recorded["per_class"] and out["confusion"] == recorded["confusion"]

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .metrics import wilson_interval
+from .metrics import confusion_matrix, wilson_interval
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -42,9 +42,11 @@ def fold_split(fold: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(fold != f), np.flatnonzero(fold == f)
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def summarize(records: Iterable[dict[str, Any]], classes: list[str] | None = None) -> dict[str, Any]:
     """Pool per-fold held-out scores ``{"fold", "k", "n", "correct", ...}`` into the estimate.
-    Refuses an incomplete or repeated set of folds, or folds of different k."""
+    Refuses an incomplete or repeated set of folds, or folds of different k. With ``classes`` and
+    per-sample ``labels``/``predicted`` in every record, also the pooled ``confusion`` (rows: true
+    class) and ``per_class`` accuracy, as ``snnzoo eval`` reports them."""
     recs = sorted(records, key=lambda r: r["fold"])
     ks = {r["k"] for r in recs}
     if len(ks) != 1:
@@ -55,6 +57,17 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"need each of folds 0..{k - 1} once, got {got}")
     n = sum(r["n"] for r in recs)
     c = sum(r["correct"] for r in recs)
-    return {"k": k, "n": n, "correct": c, "accuracy": c / n, "ci95": list(wilson_interval(c, n)),
-            "per_fold": [{"fold": r["fold"], "n": r["n"], "correct": r["correct"],
-                          "accuracy": r["correct"] / r["n"]} for r in recs]}
+    out = {"k": k, "n": n, "correct": c, "accuracy": c / n, "ci95": list(wilson_interval(c, n)),
+           "per_fold": [{"fold": r["fold"], "n": r["n"], "correct": r["correct"],
+                         "accuracy": r["correct"] / r["n"]} for r in recs]}
+    if classes is not None and all("labels" in r and "predicted" in r for r in recs):
+        y = np.concatenate([np.asarray(r["labels"], np.int64) for r in recs])
+        p = np.concatenate([np.asarray(r["predicted"], np.int64) for r in recs])
+        if len(y) != n or int((y == p).sum()) != c:
+            raise ValueError("the folds' per-sample predictions disagree with their counts")
+        cm = confusion_matrix(y, p, len(classes))
+        rows = cm.sum(1)
+        out.update(classes=list(classes), confusion=cm.tolist(),
+                   per_class={cl: float(cm[i, i] / rows[i]) for i, cl in enumerate(classes) if rows[i]},
+                   per_class_n={cl: int(rows[i]) for i, cl in enumerate(classes) if rows[i]})
+    return out
