@@ -103,8 +103,7 @@ class RealFoldTrainer(EmulatedTrainer):
         x, y = torch.cat([emu.x, real.x[reps]]), torch.cat([emu.y, real.y[reps]])
         info.update(real_root=str(self.real_root), real_fold=self.fold, real_k=self.k, real_fold_seed=self.fold_seed,
                     real_repeat=self.real_repeat, n_emulated_train=len(emu), n_real_train=len(tr),
-                    real_train_files=[str(Path(ds.files[i]).relative_to(self.real_root)) for i in tr],
-                    real_heldout_files=[str(Path(ds.files[i]).relative_to(self.real_root)) for i in held],
+                    real_train_files=_files(ds, tr, self.real_root), real_heldout_files=_files(ds, held, self.real_root),
                     n_train=len(y))
         return Frames(x, y, emu.classes, "events"), val, info
 
@@ -186,14 +185,22 @@ def _score_fold(run: Path, real_root: Path, fold: int, k: int, fold_seed: int) -
     ds = open_dataset("nmnist", real_root, "train")
     real = load_frames(ds, runner.config["input"], progress=False)
     _, held = fold_split(stratified_folds(real.y.numpy(), k, fold_seed), fold)
-    x, y = real.x[held].numpy(), real.y[held].numpy()
-    pred = _predict(runner, x)
-    r = _accuracy(runner, x, y, pred)
-    rec = {"model": str(run), "fold": fold, "k": k, "fold_seed": fold_seed, **r,
-           "files": [str(Path(ds.files[i]).relative_to(real_root)) for i in held],
-           "labels": y.tolist(), "predicted": [int(v) for v in pred]}
+    rec = {"model": str(run), **_fold_record(runner, real, held, fold, k), "fold_seed": fold_seed,
+           "files": _files(ds, held, real_root)}
     (run / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
     click.echo(json.dumps({key: rec[key] for key in ("fold", "k", "n", "correct", "accuracy")}))
+
+
+def _fold_record(runner: Any, real: Frames, held: np.ndarray, fold: int, k: int) -> dict[str, Any]:
+    """The counts, labels and predictions of ``runner`` on the held-out samples ``held`` of ``real``."""
+    y = real.y[held].numpy()
+    pred = _predict(runner, real.x[held].numpy())
+    return {"fold": fold, "k": k, **_accuracy(y, pred), "labels": y.tolist(), "predicted": [int(v) for v in pred]}
+
+
+def _files(ds: Any, idx: np.ndarray, root: Path) -> list[str]:
+    """The dataset's files at ``idx``, relative to its root (``Train/<label>/<n>.bin``)."""
+    return [str(Path(ds.files[i]).relative_to(root)) for i in idx]
 
 
 @cli.command("kfold-summary")
@@ -232,13 +239,7 @@ def kfold_baseline(model: str, real_root: str, k: int, fold_seed: int) -> None:
     runner = load_runner(model, torch.device("cpu"))
     real = load_frames(open_dataset("nmnist", Path(real_root), "train"), runner.config["input"], progress=False)
     fold = stratified_folds(real.y.numpy(), k, fold_seed)
-    recs = []
-    for f in range(k):
-        _, held = fold_split(fold, f)
-        x, y = real.x[held].numpy(), real.y[held].numpy()
-        pred = _predict(runner, x)
-        recs.append({"fold": f, "k": k, **_accuracy(runner, x, y, pred), "labels": y.tolist(),
-                     "predicted": [int(v) for v in pred]})
+    recs = [_fold_record(runner, real, fold_split(fold, f)[1], f, k) for f in range(k)]
     click.echo(json.dumps({"model": model, **summarize(recs, classes=EmulatedNMNIST.classes)}, indent=1))
 
 
@@ -246,8 +247,7 @@ def _predict(runner: Any, x: np.ndarray, batch: int = 200) -> np.ndarray:
     return np.concatenate([runner(torch.from_numpy(x[i:i + batch])).argmax(1) for i in range(0, len(x), batch)])
 
 
-def _accuracy(runner: Any, x: np.ndarray, y: np.ndarray, preds: np.ndarray | None = None) -> dict[str, Any]:
-    preds = _predict(runner, x) if preds is None else preds
+def _accuracy(y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
     k, n = int((preds == y).sum()), len(y)
     return {"n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n))}
 
@@ -273,12 +273,12 @@ def evaluate(model: str, data_root: str, emulated_test: int, seed: int) -> None:
     x = np.stack([np.minimum(bin_from_spec(read_nmnist_bin(f)[0], (34, 34, 2), spec), 255).astype(np.uint8)
                   for f in files])
     held = mnist_idx >= CALIBRATION.stop
-    rows = {"real_all": _accuracy(runner, x, y),
-            f"real_mnist_idx_{CALIBRATION.stop}_999": _accuracy(runner, x[held], y[held])}
+    preds = _predict(runner, x)
+    rows = {"real_all": _accuracy(y, preds), f"real_mnist_idx_{CALIBRATION.stop}_999": _accuracy(y[held], preds[held])}
     if emulated_test:
         ds = EmulatedNMNIST(root / "mnist", "test", indices=range(emulated_test), seed=seed)
         xe, ye = ds.frames(spec["n_time_bins"], spec["mode"])
-        rows[f"emulated_test_first_{emulated_test}"] = _accuracy(runner, xe, ye)
+        rows[f"emulated_test_first_{emulated_test}"] = _accuracy(ye, _predict(runner, xe))
     for name, r in rows.items():
         click.echo(json.dumps({"model": model, "set": name, **r}))
 

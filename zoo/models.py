@@ -92,10 +92,14 @@ def wu2019_cifar10(**kw: Any) -> SpikingNet:
 
 
 # ---- compact variants (the published checkpoints fit the repo's 40 MB budget) -------------
-_nmnist_compact = _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8),
-                       DIGITS, input_m2=0.1,
-                       weights={"file": "nmnist_compact/model.safetensors",
-                                "sha256": "37baf7308e356af7b6462593143c686b03ebf17a75a9934dae561f6575039a11"})
+def _nmnist_compact_cfg(weights: dict) -> dict[str, Any]:
+    """The compact N-MNIST net's config; its published checkpoints differ only in their weights."""
+    return _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8), DIGITS, input_m2=0.1,
+                weights=weights)
+
+
+_nmnist_compact = _nmnist_compact_cfg({"file": "nmnist_compact/model.safetensors",
+                                       "sha256": "37baf7308e356af7b6462593143c686b03ebf17a75a9934dae561f6575039a11"})
 
 
 @register_model(_nmnist_compact)
@@ -104,10 +108,8 @@ def nmnist_compact(**kw: Any) -> SpikingNet:
     return _build("nmnist_compact", _nmnist_compact, kw)
 
 
-_nmnist_compact_real = _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8),
-                            DIGITS, input_m2=0.1,
-                            weights={"file": "nmnist_compact_real/model.safetensors",
-                                     "sha256": "f0741babe17032b0d1addb021e850e0f3407edbf796f7bde0e77978323682f2b"})
+_nmnist_compact_real = _nmnist_compact_cfg({"file": "nmnist_compact_real/model.safetensors",
+                                            "sha256": "f0741babe17032b0d1addb021e850e0f3407edbf796f7bde0e77978323682f2b"})
 
 
 @register_model(_nmnist_compact_real)

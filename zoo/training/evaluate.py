@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ...runtime.specs import SpecError, input_from_metadata
 from .data import load_frames, open_dataset, subset_indices, to_input
-from .metrics import confusion_matrix, wilson_interval
+from .metrics import confusion_matrix, per_class, wilson_interval
 
 ONNX_NO_RATES = "not available for ONNX models (the graph exposes only class scores)"
 
@@ -211,12 +211,11 @@ def evaluate(model: str, dataset: str, data_root: str | Path, split: str = "test
                                                    "split": split, "n": len(frames)})
     cm = confusion_matrix(y, preds, len(classes))
     k, n = int(np.trace(cm)), int(cm.sum())
-    per_class = {c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)}
     rates = runner.firing_rates()
     result = {"model": model, "source": runner.source, "dataset": dataset, "split": split,
               "exact_only": exact_only, "n": n, "correct": k, "accuracy": k / n,
               "ci95": list(wilson_interval(k, n)), "classes": classes,
-              "per_class": per_class, "per_class_n": {c: int(cm[i].sum()) for i, c in enumerate(classes)},
+              **per_class(cm, classes),
               "confusion": cm.tolist(), "firing_rates": rates, "spikes_per_sample": runner.spikes_per_sample(),
               "time_steps": runner.config["model"]["time_steps"] if "model" in runner.config else None}
     if prefix:

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .metrics import confusion_matrix, wilson_interval
+from .metrics import confusion_matrix, per_class, wilson_interval
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -66,8 +66,5 @@ def summarize(records: Iterable[dict[str, Any]], classes: list[str] | None = Non
         if len(y) != n or int((y == p).sum()) != c:
             raise ValueError("the folds' per-sample predictions disagree with their counts")
         cm = confusion_matrix(y, p, len(classes))
-        rows = cm.sum(1)
-        out.update(classes=list(classes), confusion=cm.tolist(),
-                   per_class={cl: float(cm[i, i] / rows[i]) for i, cl in enumerate(classes) if rows[i]},
-                   per_class_n={cl: int(rows[i]) for i, cl in enumerate(classes) if rows[i]})
+        out.update(classes=list(classes), confusion=cm.tolist(), **per_class(cm, classes))
     return out

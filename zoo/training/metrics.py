@@ -34,6 +34,14 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def per_class(cm: np.ndarray, classes: list[str]) -> dict[str, dict[str, Any]]:
+    """``{"per_class": {c: accuracy or None}, "per_class_n": {c: n}}`` from confusion matrix ``cm``
+    (rows: true class); None for a class with no sample."""
+    rows = cm.sum(1)
+    return {"per_class": {c: (float(cm[i, i] / rows[i]) if rows[i] else None) for i, c in enumerate(classes)},
+            "per_class_n": {c: int(rows[i]) for i, c in enumerate(classes)}}
+
+
 class MetricsLog:
     """Append-only JSON-lines log; each record carries the global ``step``."""
 
