@@ -160,3 +160,31 @@ def cifar10_qcfs_vgg(**kw: Any) -> SpikingNet:
     twin: the VGG-style 64C3(enc)-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-512C3-AP2-Voting with BN
     (7.07 M params, 14.1 MB fp16)."""
     return _build("cifar10_qcfs_vgg", _cifar10_qcfs_vgg, kw)
+
+
+_cifar10_qcfs_vgg16 = _cfg("64C3(enc)-64C3-AP2-128C3-128C3-AP2-256C3-256C3-256C3-AP2-512C3-512C3-512C3-AP2-"
+                           "256C3-256C3-256C3-AP2-Voting", "cifar10",
+                           _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
+                           bn=True, neunorm=False, **IF_SOFT_RESET)
+
+
+@register_model(_cifar10_qcfs_vgg16)
+def cifar10_qcfs_vgg16(**kw: Any) -> SpikingNet:
+    """CIFAR-10 IF network (soft reset, ``u0 = V_th/2``), T=8, converted from its QCFS-trained ANN
+    twin: VGG-16's 13 convolutions with average pooling and the last block narrowed to 256 channels,
+    64C3(enc)-64C3-AP2-128C3-128C3-AP2-256C3×3-AP2-512C3×3-AP2-256C3×3-AP2-Voting with BN
+    (10.02 M params, 20.0 MB fp16)."""
+    return _build("cifar10_qcfs_vgg16", _cifar10_qcfs_vgg16, kw)
+
+
+_cifar10_qcfs_vgg13 = _cfg("64C3(enc)-64C3-AP2-128C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-Voting", "cifar10",
+                           _image((3, 32, 32), 8, CIFAR10_MEAN, CIFAR10_STD), CIFAR10_CLASSES, input_m2=1.0,
+                           bn=True, neunorm=False, **IF_SOFT_RESET)
+
+
+@register_model(_cifar10_qcfs_vgg13)
+def cifar10_qcfs_vgg13(**kw: Any) -> SpikingNet:
+    """CIFAR-10 IF network (soft reset, ``u0 = V_th/2``), T=8, converted from its QCFS-trained ANN
+    twin: VGG-13's first four blocks with average pooling,
+    64C3(enc)-64C3-AP2-128C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-Voting with BN (4.9 M params)."""
+    return _build("cifar10_qcfs_vgg13", _cifar10_qcfs_vgg13, kw)
