@@ -31,8 +31,13 @@ WORK=${WORK:-$(mktemp -d)}
 PY=${PYTHON:-python3}
 # NAME:CONFIG pairs; the default is the first call's pair (8 vs 4 levels).
 RUNS_SPEC=${RUNS_SPEC:-"l8:configs/cifar10_qcfs_vgg_ann.toml l4:configs/cifar10_qcfs_vgg_l4_ann.toml"}
-RUNS=() && declare -A CONFIG
-for pair in $RUNS_SPEC; do RUNS+=("${pair%%:*}") && CONFIG[${pair%%:*}]=${pair#*:}; done
+# NAME:CONFIG:INIT trains from INIT's weights (`--init`): a converted IF network to fine-tune with
+# STBP (configs/*_stbp.toml); such a run is already spiking, so post scores it without converting.
+RUNS=() && declare -A CONFIG INIT
+for spec in $RUNS_SPEC; do
+    IFS=: read -r run config init <<< "$spec"
+    RUNS+=("$run") && CONFIG[$run]=$config && INIT[$run]=$init
+done
 if [[ ${SMOKE:-0} == 1 ]]; then
     DEVICE=cpu BUDGET_S=${BUDGET_S:-600} RESERVE_S=${RESERVE_S:-200} THREADS=1
     EXTRA=(--set data.limit=1000 --set data.val_fraction=0.1 --set train.log_every=1)
@@ -48,8 +53,9 @@ train() {  # train RUN PHASE ARGS...: one twin, logged to $WORK/RUN.PHASE.log
     local run=$1 phase=$2; shift 2
     local limit=0.001
     [[ $phase == fit ]] && limit=$("$PY" -c "import time; print(max(round($DEADLINE - time.time() - $RESERVE_S - 5), 1))")
+    local init=() && [[ -n ${INIT[$run]} ]] && init=(--init "${INIT[$run]}")
     "$PY" -m snnzoo train "${CONFIG[$run]}" --data-root "$DATA" --out "$WORK/$run" --device "$DEVICE" \
-        --threads "$THREADS" --no-progress --set train.ckpt_every=1000000 --set "train.time_limit_s=$limit" \
+        "${init[@]}" --threads "$THREADS" --no-progress --set train.ckpt_every=1000000 --set "train.time_limit_s=$limit" \
         "${EXTRA[@]}" "$@" > "$WORK/$run.$phase.log" 2>&1
     local rc=$?
     tail -n 3 "$WORK/$run.$phase.log" | sed "s/^/  [$run $phase] /"
@@ -107,11 +113,16 @@ E_START=$(now)
 post() {  # post RUN: convert, validation split, test set; files into $WORK/$run.out
     local run=$1 o=$WORK/$1.out
     mkdir -p "$o"
-    "$PY" -m snnzoo convert "$WORK/$run" -o "$WORK/${run}_snn" -T 8 || return 1
+    if [[ -n ${INIT[$run]} ]]; then  # fine-tuned through time: already the spiking network
+        ln -s "$WORK/$run" "$WORK/${run}_snn"
+    else
+        "$PY" -m snnzoo convert "$WORK/$run" -o "$WORK/${run}_snn" -T 8 || return 1
+    fi
     "$PY" gpu/qcfs_val.py "$WORK/${run}_snn" --data-root "$DATA" --device "$DEVICE" > "$o/val.json" || log "error: val of $run"
     for which in all exact twin; do
         local name=eval_test.json flag=(--steps-sweep 1,2,4) model=$WORK/${run}_snn
         [[ $which == exact ]] && name=eval_test_exact.json flag=(--exact-only)
+        [[ $which == twin && -n ${INIT[$run]} ]] && continue  # no twin: the run is the spiking net
         [[ $which == twin ]] && name=eval_test_ann_twin.json flag=() model=$WORK/$run
         NVIDIA_TF32_OVERRIDE=0 "$PY" -m snnzoo eval "$model" --dataset cifar10 --data-root "$DATA" --split test \
             --format json --no-progress --batch-size 500 --device "$DEVICE" "${flag[@]}" "${EVAL_EXTRA[@]}" \

@@ -26,6 +26,7 @@ from torch import nn
 
 from ...runtime.models import CONFIG_FILE as CONFIG_NAME
 from ...runtime.models import WEIGHTS_FILE as WEIGHTS_NAME
+from .config import ConfigError
 
 CKPT_NAME = "last.ckpt"
 
@@ -133,3 +134,19 @@ def export_snapshot(run: str | Path, dest: str | Path) -> dict[str, Any]:
             "mid_epoch": state["batch"] > 0, "last_train_record": last}
     export_folder(model, dest, {"training": cfg, "data": state["split"], "metrics": last, "snapshot": snap})
     return snap
+
+
+def init_weights(model: nn.Module, folder: str | Path) -> None:
+    """Start ``model`` from the weights of checkpoint ``folder`` (``train.init``): e.g. STBP
+    fine-tuning of a network converted from its QCFS twin. The state dicts must match key for key
+    and shape for shape; the folder's own neuron settings are not used (the run's config rules)."""
+    from ..pretrained import load_folder
+
+    source = load_folder(folder).state_dict()
+    target = model.state_dict()
+    bad = sorted(set(source) ^ set(target)) + sorted(k for k in set(source) & set(target)
+                                                      if source[k].shape != target[k].shape)
+    if bad:
+        raise ConfigError(f"{folder}: train.init weights do not fit model {model.config['name']!r} "
+                          f"({len(bad)} tensors differ, e.g. {bad[0]!r})")
+    model.load_state_dict(source)

@@ -33,12 +33,14 @@ def _fail(e: BaseException) -> None:
 @click.option("--compile", "compile_", is_flag=True, default=None,
               help="train.compile: torch.compile the model (CPU too; the first steps compile).")
 @click.option("--threads", type=int, help="train.threads: torch CPU threads (0 = default)")
+@click.option("--init", type=click.Path(file_okay=False), help="train.init: start from this checkpoint folder's "
+              "weights (same architecture), e.g. a network converted by `snnzoo convert`.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config value, e.g. --set optim.lr=0.01 --set model_args.bn=true.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def train_command(config_or_model: str, data_root: str, dataset: str | None, epochs: int | None,
                   batch_size: int | None, device: str | None, out: str | None, resume: bool, seed: int | None,
-                  amp: str | None, compile_: bool | None, threads: int | None, sets: tuple[str, ...],
+                  amp: str | None, compile_: bool | None, threads: int | None, init: str | None, sets: tuple[str, ...],
                   progress: bool) -> None:
     """Train CONFIG_OR_MODEL: a .toml file, a config name from configs/ (nmnist_paper,
     cifar10_compact...; these take precedence), or a registered model with the default recipe.
@@ -53,7 +55,7 @@ def train_command(config_or_model: str, data_root: str, dataset: str | None, epo
 
     cli_sets = [f"train.{k}={json.dumps(v)}" for k, v in
                 (("epochs", epochs), ("batch_size", batch_size), ("device", device), ("seed", seed),
-                 ("amp", amp), ("compile", compile_), ("threads", threads)) if v is not None]
+                 ("amp", amp), ("compile", compile_), ("threads", threads), ("init", init)) if v is not None]
     if dataset is not None:
         cli_sets.append(f"data.dataset={json.dumps(dataset)}")
     try:

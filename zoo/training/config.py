@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
         "ckpt_every": 200,  # steps between mid-epoch checkpoints (besides every epoch end)
         "eval_batch_size": 0,  # 0 = 2 × batch_size
         "time_limit_s": 0.0,  # end at the first epoch end where one more epoch would pass this (0 = off)
+        "init": "",  # checkpoint folder whose weights start the run (same architecture; "" = fresh init)
+        "freeze_bn": False,  # BatchNorm in eval mode while training (running stats fixed): fine-tuning
     },
 }
 

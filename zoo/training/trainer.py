@@ -32,7 +32,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from . import ddp
-from .checkpoint import CKPT_NAME, export_folder, load_training_state, rng_state, save_training_state, set_rng_state
+from .checkpoint import (CKPT_NAME, export_folder, init_weights, load_training_state, rng_state, save_training_state,
+                         set_rng_state)
 from .config import RESUMABLE, ConfigError, diff
 from .data import (Frames, augment, batch_generator, holdout_split, indices_digest, load_frames, open_dataset,
                    subset_indices, to_input)
@@ -87,7 +88,10 @@ class Trainer:
         from ..registry import create_model
 
         torch.manual_seed(self.cfg["train"]["seed"])
-        return create_model(self.cfg["model"], **self.cfg["model_args"])
+        model = create_model(self.cfg["model"], **self.cfg["model_args"])
+        if self.cfg["train"]["init"]:
+            init_weights(model, self.cfg["train"]["init"])
+        return model
 
     def _load_data(self, input_spec: dict[str, Any]) -> tuple[Frames, Frames | None, dict[str, Any]]:
         d = self.cfg["data"]
@@ -128,8 +132,17 @@ class Trainer:
             loss_sum += float(loss(scores.float(), y)) * len(b)
             correct += float((scores.argmax(1) == y).sum())
         loss_sum, correct = ddp.all_reduce_sum([loss_sum, correct], self.device)
-        model.train()
+        self._train_mode(model)
         return loss_sum / len(val), correct / len(val)
+
+    def _train_mode(self, model: nn.Module) -> None:
+        """``model.train()``; with ``train.freeze_bn`` the BatchNorm layers stay in eval mode (their
+        running statistics normalise and are not updated; their affine weights still train)."""
+        model.train()
+        if self.cfg["train"]["freeze_bn"]:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def _prepare(self, x: torch.Tensor, input_spec: dict[str, Any]) -> torch.Tensor:
         x = to_input(x, input_spec, self.device)
@@ -155,7 +168,7 @@ class Trainer:
         loop = self._start()
         fwd = self._forward_module()
         bar = self._progress_bar(loop)
-        self.model.train()
+        self._train_mode(self.model)
         loop.lr = self.opt.param_groups[0]["lr"]
         loop.t_interval = loop.t_epoch = loop.t_wall = time.perf_counter()
         stopped: dict[str, Any] | None = None
