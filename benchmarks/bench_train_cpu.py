@@ -41,6 +41,7 @@ SETUPS = [  # (label, config name)
     ("cifar10_compact", "cifar10_compact"),
     ("cifar10_qcfs ANN twin (QCFS, 1 step)", "cifar10_qcfs_ann"),
     ("cifar10_qcfs_vgg ANN twin (QCFS, 1 step)", "cifar10_qcfs_vgg_ann"),
+    ("cifar10_qcfs_vgg_stbp (STBP fine-tuning, IF, T=8)", "cifar10_qcfs_vgg_stbp"),
 ]
 
 
