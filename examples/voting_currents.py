@@ -50,11 +50,13 @@ def emulated_val_frames(run: Path, mnist_root: str, cache: str) -> Frames:
 @click.command()
 @click.argument("model")
 @click.option("--data-root", type=click.Path(file_okay=False), help="N-MNIST folder (Train/): real recordings.")
-@click.option("--emulated-val", type=click.Path(file_okay=False), help="Training run whose emulated validation streams to use.")
+@click.option("--emulated-val", type=click.Path(file_okay=False),
+              help="Training run whose emulated validation streams to use.")
 @click.option("--mnist-root", type=click.Path(file_okay=False), help="MNIST idx folder (with --emulated-val).")
 @click.option("--cache", type=click.Path(file_okay=False), help="Emulation cache (with --emulated-val).")
 @click.option("--every", type=int, default=10, show_default=True, help="Use every N-th sample.")
-@click.option("--revive", type=click.Path(file_okay=False), help="Write the model with its dead groups re-initialised here.")
+@click.option("--revive", type=click.Path(file_okay=False),
+              help="Write the model with its dead groups re-initialised here.")
 def main(model: str, data_root: str | None, emulated_val: str | None, mnist_root: str | None, cache: str | None,
          every: int, revive: str | None) -> None:
     runner = load_runner(model, torch.device("cpu"))
@@ -94,8 +96,8 @@ def main(model: str, data_root: str | None, emulated_val: str | None, mnist_root
                 rows = p.view(len(classes), per, *p.shape[1:])
                 rows[dead] = rows[live].mean(dim=0)
             fc.bias.view(len(classes), per)[dead] += shift
-        export_folder(net, revive, {"revived": {"from": model, "classes": [classes[c] for c in dead], "bias_shift": shift,
-                                                "rule": REVIVE_RULE}})
+        export_folder(net, revive, {"revived": {"from": model, "classes": [classes[c] for c in dead],
+                                                "bias_shift": shift, "rule": REVIVE_RULE}})
         click.echo(json.dumps({"revive": revive, "classes": [classes[c] for c in dead]}))
 
 
