@@ -56,14 +56,8 @@ class EmulatedTrainer(Trainer):
         super().__init__(cfg, mnist_root, out, **kw)
         self.cache, self.emu_seed, self.init, self.train_limit = cache, seed, init, train_limit
         self.cfg["train"]["compile"] = compile_cpu  # after the CUDA-only check, deliberately
-
-    def _build_model(self) -> torch.nn.Module:
-        model = super()._build_model()
-        if self.init is not None:  # continue from an earlier run's exported weights
-            from snnzoo.zoo.training.checkpoint import load_checkpoint_folder
-
-            model.load_state_dict(load_checkpoint_folder(self.init).state_dict())
-        return model
+        if init is not None:  # continue from an earlier run's exported weights (train.init)
+            self.cfg["train"]["init"] = str(init)
 
     def _load_data(self, input_spec: dict[str, Any]) -> tuple[Frames, Frames | None, dict[str, Any]]:
         d, b = self.cfg["data"], input_spec["binning"]

@@ -71,9 +71,10 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-# What `--resume` may change: how long and where the run goes on, not what it computes.
+# What `--resume` may change: how long and where the run goes on, not what it computes (a resumed
+# run's weights come from its checkpoint, so train.init no longer matters).
 RESUMABLE = {"train.epochs", "train.device", "train.threads", "train.log_every", "train.ckpt_every",
-             "train.eval_batch_size", "train.time_limit_s", "train.compile"}
+             "train.eval_batch_size", "train.time_limit_s", "train.compile", "train.init"}
 
 
 class ConfigError(SnnzooError, ValueError):

@@ -89,7 +89,7 @@ class Trainer:
 
         torch.manual_seed(self.cfg["train"]["seed"])
         model = create_model(self.cfg["model"], **self.cfg["model_args"])
-        if self.cfg["train"]["init"]:
+        if self.cfg["train"]["init"] and not (self.resume and self.ckpt_path.exists()):  # resumed: last.ckpt's
             init_weights(model, self.cfg["train"]["init"])
         return model
 
