@@ -41,8 +41,19 @@ def small_inputs(net, batch: int = 6) -> np.ndarray:
 
 @pytest.mark.parametrize("name", snnzoo.list_models())
 def test_registry_model_exports_and_verifies(name, tmp_path):
-    torch.manual_seed(0)
-    net = randomize(snnzoo.create_model(name, time_steps=SMALL_T))
+    # the comparison means something only on varied outputs: the first seed whose random network
+    # gives at least 3 distinct top-1 classes on the 12 inputs (seed 0 for all but the deep
+    # cifar10_qcfs_vgg13, whose random inits mostly vote one class: seed 1 there)
+    for seed in range(8):
+        torch.manual_seed(seed)
+        net = randomize(snnzoo.create_model(name, time_steps=SMALL_T), seed=seed)
+        x = small_inputs(net, batch=12)
+        with torch.no_grad():
+            top1 = net.eval()(torch.from_numpy(x)).argmax(1)
+        net.train()
+        if len(set(top1.tolist())) >= 3:
+            break
+    assert len(set(top1.tolist())) >= 3, top1
     path = export_onnx(net, tmp_path / f"{name}.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.onnx"]  # one self-contained file
     model = onnx.load(str(path))
@@ -58,16 +69,11 @@ def test_registry_model_exports_and_verifies(name, tmp_path):
     assert isinstance(inp.shape[0], str), "batch axis must be dynamic"
     assert out.name == "scores" and out.shape[1] == classes and isinstance(out.shape[0], str)
 
-    x = small_inputs(net, batch=12)
     report = verify_onnx(path, net, x)
     assert report["checker"] == "ok" and report["passed"], report
-    # the comparison means something only on varied, untied outputs: measured 7-9 of 12 samples
-    # with a unique top-1 and 3-6 distinct top-1 classes over the registry (seed 0)
+    # and on untied outputs: measured 7-9 of 12 samples with a unique top-1 over the registry
     assert report["top1_unique"] >= 6, report
     assert net.training, "export must not switch the caller's model to eval"
-    with torch.no_grad():
-        top1 = net.eval()(torch.from_numpy(x)).argmax(1)
-    assert len(set(top1.tolist())) >= 3, top1
 
 
 def test_export_at_another_T_describes_that_T(tmp_path):
