@@ -54,7 +54,7 @@ class EmulatedTrainer(Trainer):
     def __init__(self, cfg: dict[str, Any], mnist_root: Path, out: Path, cache: Path, seed: int,
                  compile_cpu: bool, init: Path | None = None, train_limit: int = 0, **kw: Any) -> None:
         super().__init__(cfg, mnist_root, out, **kw)
-        self.cache, self.emu_seed, self.init, self.train_limit = cache, seed, init, train_limit
+        self.cache, self.emu_seed, self.train_limit = cache, seed, train_limit
         self.cfg["train"]["compile"] = compile_cpu  # after the CUDA-only check, deliberately
         if init is not None:  # continue from an earlier run's exported weights (train.init)
             self.cfg["train"]["init"] = str(init)
@@ -75,7 +75,7 @@ class EmulatedTrainer(Trainer):
                 "pool": len(ds), "pool_digest": indices_digest(ds.indices), "n_train": len(tr), "n_val": len(va),
                 "val_split": f"held out {d['val_fraction']} of the emulated pool (stratified, seed {d['split_seed']})",
                 "val_digest": indices_digest(ds.indices[va]), "train_digest": indices_digest(ds.indices[tr]),
-                "init": None if self.init is None else str(self.init)}
+                "init": self.cfg["train"]["init"] or None}
         return (Frames(x[tr], y[tr], ds.classes, "events"), Frames(x[va], y[va], ds.classes, "events"), info)
 
 

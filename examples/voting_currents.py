@@ -29,7 +29,8 @@ import torch
 
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.training.checkpoint import export_folder
-from snnzoo.zoo.training.data import Frames, holdout_split, load_frames, open_dataset, to_input
+from snnzoo.zoo.training.data import (Frames, holdout_split, indices_digest, load_frames, open_dataset,
+                                      subset_indices, to_input)
 from snnzoo.zoo.training.evaluate import load_runner
 
 REVIVE_RULE = ("W[d, j] = mean over live classes c of W[c, j] (weights and bias), then b[d] += V_th - the averaged "
@@ -37,13 +38,18 @@ REVIVE_RULE = ("W[d, j] = mean over live classes c of W[c, j] (weights and bias)
 
 
 def emulated_val_frames(run: Path, mnist_root: str, cache: str) -> Frames:
-    """The emulated validation streams of training run ``run`` (its metrics.jsonl config record)."""
+    """The emulated validation streams of training run ``run``, rebuilt from its metrics.jsonl config
+    record as examples/train_nmnist_emulated.py split them, and checked against the recorded digest."""
     rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
-    cfg, data = rec["config"], rec["data"]
+    d, data = rec["config"]["data"], rec["data"]
     b = rec["model_config"]["input"]["binning"]
-    ds = EmulatedNMNIST(mnist_root, "train", seed=data["emulator_seed"], cache_dir=cache)
+    pool = EmulatedNMNIST(mnist_root, "train").indices
+    pool = pool[subset_indices(len(pool), d["limit"], d["split_seed"])]
+    ds = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=data["emulator_seed"], cache_dir=cache)
     x, y = ds.frames(b["n_time_bins"], b["mode"], progress=False)
-    _, va = holdout_split(y, cfg["data"]["val_fraction"], cfg["data"]["split_seed"])
+    _, va = holdout_split(y, d["val_fraction"], d["split_seed"])
+    if indices_digest(ds.indices[va]) != data["val_digest"]:
+        raise click.ClickException(f"{run}: rebuilt validation split differs from the recorded one")
     return Frames(torch.from_numpy(x[va]), torch.from_numpy(y[va]), ds.classes, "events")
 
 
