@@ -124,16 +124,17 @@ class SpikeRows:
 
     def __init__(self, folder: Path) -> None:
         self.meta = json.loads((folder / "meta.json").read_text())
-        n_shards = {p.name for p in folder.glob("done_*")}
-        if not n_shards:
-            raise click.ClickException(f"{folder}: no finished cache shard (done_*); run `cache` first")
+        done = [p.name.split("_") for p in folder.glob("done_*_of_*")]  # done_I_of_N
+        want = {str(i) for i in range(int(done[0][3]))} if done else {"0"}
+        if {d[1] for d in done} != want:
+            raise click.ClickException(f"{folder}: cache shards {sorted(want)} not all finished; run `cache` first")
         self.rows = np.load(folder / "spikes.npy")  # in memory: batches are drawn at random
         self.y = torch.tensor(self.meta["labels"])
         self.shape = tuple(self.meta["shape"])
         self.n_train = self.meta["n_train"]
 
     def batch(self, idx: np.ndarray) -> torch.Tensor:
-        bits = np.unpackbits(self.rows[np.sort(idx)], axis=1, count=math.prod(self.shape))
+        bits = np.unpackbits(self.rows[idx], axis=1, count=math.prod(self.shape))
         return torch.from_numpy(bits).view(len(idx), *self.shape).transpose(0, 1).float()
 
 
@@ -150,9 +151,9 @@ def evaluate(net: torch.nn.Module, cut: int, data: SpikeRows, idx: np.ndarray, b
     pred = []
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         for s in range(0, len(idx), batch_size):
-            b = np.sort(idx[s:s + batch_size])
+            b = idx[s:s + batch_size]
             pred.append(head_forward(net, cut, data.batch(b)).float().argmax(1))
-    p, y = torch.cat(pred), data.y[np.sort(idx)]
+    p, y = torch.cat(pred), data.y[idx]
     per = {c: round(float((p[y == c] == c).float().mean()), 4) for c in range(int(y.max()) + 1)}
     return {"accuracy": round(float((p == y).float().mean()), 5), "n": len(y), "per_class": per}
 

@@ -103,3 +103,13 @@ def test_a_split_that_differs_from_the_recorded_one_is_refused(tiny_run, tmp_pat
     r = _run("retrain_head.py", "cache", str(run), "--run", str(run), "--mnist-root", str(mnist), "--cache",
              str(cache), "--out", str(tmp_path / "s"), "--cut", "4")
     assert r.returncode == 1 and r.stderr.strip() == f"Error: {run}: layer 4 is TimeDistributed, not a LIF layer"
+
+
+def test_training_on_an_unfinished_cache_is_refused(tmp_path):
+    spikes = tmp_path / "spikes"
+    spikes.mkdir()
+    (spikes / "meta.json").write_text(json.dumps({"cut": CUT, "labels": [0], "shape": [1], "n_train": 1}))
+    (spikes / "done_0_of_2").write_text("{}")
+    r = _run("retrain_head.py", "train", str(INIT), "--spikes", str(spikes), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"Error: {spikes}: cache shards ['0', '1'] not all finished; run `cache` first"
