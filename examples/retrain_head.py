@@ -98,7 +98,8 @@ def cache(model: str, run: str, mnist_root: str, cache: str, out: str, cut: int,
     path = out_p / "spikes.npy"
     if i_shard == 0 and not path.exists():
         np.lib.format.open_memmap(path, "w+", np.uint8, (len(order), n_bytes)).flush()
-        meta = {**info, "model": model, "cut": cut, "shape": [shape[0], *shape[2:]], "labels": y[order].tolist(),
+        meta = {**info, "limit": limit, "model": model, "cut": cut, "shape": [shape[0], *shape[2:]],
+                "labels": y[order].tolist(),
                 "note": "rows: the run's training streams, then its validation streams; spikes [T, C, H, W], packbits"}
         (out_p / "meta.json").write_text(json.dumps(meta) + "\n")
     while not (path.exists() and (out_p / "meta.json").exists()):  # shard 0 creates the file
@@ -234,7 +235,7 @@ def train(model: str, spikes: str, out: str, epochs: int, batch_size: int, lr: f
               "loss": loss_name if loss_name == "mse" else f"ce on {ce_scale} x voted rates",
               "surrogate": surrogate or kept, "seed": seed, "threads": threads,
               "precision": "bf16 autocast (LIF membranes fp32)", "selection": "last epoch",
-              "data": {k: data.meta[k] for k in ("run", "n_train", "n_val", "train_digest", "val_digest")},
+              "data": {k: data.meta.get(k) for k in ("run", "limit", "n_train", "n_val", "train_digest", "val_digest")},
               "wall_s": round(time.time() - t0, 1)}
     export_folder(net, out, {"head_retrain": recipe})
     (Path(out) / "history.json").write_text(json.dumps(history, indent=1) + "\n")

@@ -58,7 +58,7 @@ def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float
 # ---- paper topologies -------------------------------------------------------------------
 _wu2019_nmnist = _cfg(NMNIST_ARCH, "nmnist", _events((34, 34, 2), 10), DIGITS, input_m2=0.08,
                       weights={"file": "wu2019_nmnist/model.safetensors", "hf_hub_id": "snnzoo/wu2019_nmnist",
-                               "sha256": "a73a6adc7bd38ea95eb115497570ba55eb0bb162a1b582082eb07ff887dd3be6"})
+                               "sha256": "d04ea05fd2ada14755403026007b393745fbe6923ace3b74c9ed8329cc68583e"})
 
 
 @register_model(_wu2019_nmnist)
