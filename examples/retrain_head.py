@@ -23,6 +23,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 import numpy as np
@@ -32,7 +33,9 @@ from tqdm import tqdm
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.lif import LIF
 from snnzoo.zoo.training.checkpoint import export_folder
-from snnzoo.zoo.training.data import holdout_split, indices_digest, subset_indices
+from snnzoo.zoo.training.data import holdout_split, indices_digest, load_frames, open_dataset, subset_indices
+from snnzoo.zoo.training.kfold import fold_split, stratified_folds
+from snnzoo.zoo.training.metrics import wilson_interval
 from snnzoo.zoo.training.evaluate import load_runner
 
 
@@ -120,8 +123,19 @@ def cache(model: str, run: str, mnist_root: str, cache: str, out: str, cut: int,
     (out_p / f"done_{i_shard}_of_{n_shard}").write_text(json.dumps(done) + "\n")
 
 
-class SpikeRows:
-    """The cached spikes: ``rows`` packed, unpacked per batch to time-first ``[T, B, C, H, W]`` floats."""
+class Packed:
+    """Bit-packed spike rows with labels; ``batch`` unpacks rows to time-first ``[T, B, C, H, W]`` floats."""
+
+    def __init__(self, rows: np.ndarray, y: torch.Tensor, shape: tuple[int, ...]) -> None:
+        self.rows, self.y, self.shape = rows, y, tuple(shape)
+
+    def batch(self, idx: np.ndarray) -> torch.Tensor:
+        bits = np.unpackbits(self.rows[idx], axis=1, count=math.prod(self.shape))
+        return torch.from_numpy(bits).view(len(idx), *self.shape).transpose(0, 1).float()
+
+
+class SpikeRows(Packed):
+    """A `cache` folder: its rows (in memory: batches are drawn at random), labels and ``meta.json``."""
 
     def __init__(self, folder: Path) -> None:
         self.meta = json.loads((folder / "meta.json").read_text())
@@ -129,14 +143,8 @@ class SpikeRows:
         want = {str(i) for i in range(int(done[0][3]))} if done else {"0"}
         if {d[1] for d in done} != want:
             raise click.ClickException(f"{folder}: cache shards {sorted(want)} not all finished; run `cache` first")
-        self.rows = np.load(folder / "spikes.npy")  # in memory: batches are drawn at random
-        self.y = torch.tensor(self.meta["labels"])
-        self.shape = tuple(self.meta["shape"])
+        super().__init__(np.load(folder / "spikes.npy"), torch.tensor(self.meta["labels"]), self.meta["shape"])
         self.n_train = self.meta["n_train"]
-
-    def batch(self, idx: np.ndarray) -> torch.Tensor:
-        bits = np.unpackbits(self.rows[idx], axis=1, count=math.prod(self.shape))
-        return torch.from_numpy(bits).view(len(idx), *self.shape).transpose(0, 1).float()
 
 
 def head_forward(net: torch.nn.Module, cut: int, spikes: torch.Tensor) -> torch.Tensor:
@@ -147,7 +155,8 @@ def head_forward(net: torch.nn.Module, cut: int, spikes: torch.Tensor) -> torch.
     return net.voting(h)
 
 
-def evaluate(net: torch.nn.Module, cut: int, data: SpikeRows, idx: np.ndarray, batch_size: int) -> dict:
+def evaluate(net: torch.nn.Module, cut: int, data: Packed, idx: np.ndarray, batch_size: int,
+             predictions: bool = False) -> dict:
     net.eval()
     pred = []
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -156,30 +165,16 @@ def evaluate(net: torch.nn.Module, cut: int, data: SpikeRows, idx: np.ndarray, b
             pred.append(head_forward(net, cut, data.batch(b)).float().argmax(1))
     p, y = torch.cat(pred), data.y[idx]
     per = {c: round(float((p[y == c] == c).float().mean()), 4) for c in range(int(y.max()) + 1)}
-    return {"accuracy": round(float((p == y).float().mean()), 5), "n": len(y), "per_class": per}
+    out = {"accuracy": round(float((p == y).float().mean()), 5), "n": len(y), "per_class": per}
+    return {**out, "predicted": p.tolist()} if predictions else out
 
 
-@cli.command()
-@click.argument("model")
-@click.option("--spikes", required=True, type=click.Path(exists=True, file_okay=False), help="`cache` folder.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder to write.")
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--batch-size", type=int, default=100, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam; cosine decay to 0 over the epochs.")
-@click.option("--loss", "loss_name", type=click.Choice(["ce", "mse"]), default="ce", show_default=True)
-@click.option("--ce-scale", type=float, default=10.0, show_default=True)
-@click.option("--surrogate", type=click.Choice(["rect", "polynomial", "sigmoid", "gaussian"]),
-              help="The head's LIF surrogate while training (default: the model's).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
-def train(model: str, spikes: str, out: str, epochs: int, batch_size: int, lr: float, loss_name: str,
-          ce_scale: float, surrogate: str | None, seed: int, threads: int) -> None:
-    """Train MODEL's head on the cached spikes; export the last epoch's weights to OUT."""
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    data = SpikeRows(Path(spikes))
-    cut = data.meta["cut"]
-    net = load_net(model)
+def fit(net: torch.nn.Module, cut: int, data: Packed, tr: np.ndarray, opts: dict,
+        validate: Callable[[], dict] | None) -> list[dict]:
+    """Train ``net``'s head on ``data`` rows ``tr`` (each once per epoch, seeded order): Adam with a cosine
+    decay to 0, cross-entropy of ``ce_scale · rates`` (or MSE on rates), bf16 autocast, the head's LIF layers
+    on ``opts["surrogate"]`` while training. Returns one record per epoch (``validate()`` under "val")."""
+    torch.manual_seed(opts["seed"])
     head = [p for layer in net.layers[cut + 1:] for p in layer.parameters()]
     for p in net.parameters():
         p.requires_grad_(False)
@@ -188,29 +183,28 @@ def train(model: str, spikes: str, out: str, epochs: int, batch_size: int, lr: f
     lifs = [m for m in net.layers[cut + 1:] if isinstance(m, LIF)]
     kept = lifs[0].surrogate
     for m in lifs:
-        m.surrogate = surrogate or kept
-    tr, va = np.arange(data.n_train), np.arange(data.n_train, len(data.y))
-    steps = epochs * math.ceil(len(tr) / batch_size)
-    opt = torch.optim.Adam(head, lr=lr)
+        m.surrogate = opts["surrogate"] or kept
+    bs, epochs = opts["batch_size"], opts["epochs"]
+    steps = epochs * math.ceil(len(tr) / bs)
+    opt = torch.optim.Adam(head, lr=opts["lr"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
     n_cls = net.config["model"]["num_classes"]
 
     def loss_fn(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if loss_name == "ce":
-            return torch.nn.functional.cross_entropy(ce_scale * scores, y)
+        if opts["loss"] == "ce":
+            return torch.nn.functional.cross_entropy(opts["ce_scale"] * scores, y)
         return torch.nn.functional.mse_loss(scores, torch.nn.functional.one_hot(y, n_cls).to(scores.dtype))
 
-    history = [{"epoch": 0, "val": evaluate(net, cut, data, va, 250)}]
-    click.echo(json.dumps(history[-1]))
-    rng = np.random.default_rng(seed)
+    history = [{"epoch": 0, "val": validate()}] if validate else []
+    rng = np.random.default_rng(opts["seed"])
     t0 = time.time()
     for epoch in range(1, epochs + 1):
         net.train()
         perm = rng.permutation(tr)
         tot, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(0, len(perm), batch_size), desc=f"head epoch {epoch}/{epochs}", unit="batch", mininterval=5)
+        bar = tqdm(range(0, len(perm), bs), desc=f"head epoch {epoch}/{epochs}", unit="batch", mininterval=5)
         for s in bar:
-            b = np.sort(perm[s:s + batch_size])
+            b = np.sort(perm[s:s + bs])
             x, y = data.batch(b), data.y[b]
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 scores = head_forward(net, cut, x).float()
@@ -224,22 +218,119 @@ def train(model: str, spikes: str, out: str, epochs: int, batch_size: int, lr: f
             seen += len(b)
             bar.set_postfix(loss=f"{tot / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         rec = {"epoch": epoch, "train_loss": round(tot / seen, 5), "train_acc": round(correct / seen, 5),
-               "wall_s": round(time.time() - t0, 1), "val": evaluate(net, cut, data, va, 250)}
+               "wall_s": round(time.time() - t0, 1)}
+        if validate:
+            rec["val"] = validate()
         history.append(rec)
         click.echo(json.dumps(rec))
     for m in lifs:
         m.surrogate = kept
-    recipe = {"from": model, "cut": cut, "trained_layers": [f"layers.{i}" for i in range(cut + 1, len(net.layers))
-                                                             if any(True for _ in net.layers[i].parameters())],
-              "epochs": epochs, "batch_size": batch_size, "optimizer": f"adam lr {lr}, cosine to 0",
-              "loss": loss_name if loss_name == "mse" else f"ce on {ce_scale} x voted rates",
-              "surrogate": surrogate or kept, "seed": seed, "threads": threads,
-              "precision": "bf16 autocast (LIF membranes fp32)", "selection": "last epoch",
-              "data": {k: data.meta.get(k) for k in ("run", "limit", "n_train", "n_val", "train_digest", "val_digest")},
-              "wall_s": round(time.time() - t0, 1)}
-    export_folder(net, out, {"head_retrain": recipe})
+    return history
+
+
+def recipe(model: str, net: torch.nn.Module, cut: int, opts: dict, wall_s: float, data: dict) -> dict:
+    return {"from": model, "cut": cut, "trained_layers": [f"layers.{i}" for i in range(cut + 1, len(net.layers))
+                                                       if any(True for _ in net.layers[i].parameters())],
+            "epochs": opts["epochs"], "batch_size": opts["batch_size"], "optimizer": f"adam lr {opts['lr']}, cosine to 0",
+            "loss": "mse" if opts["loss"] == "mse" else f"ce on {opts['ce_scale']} x voted rates",
+            "surrogate": opts["surrogate"] or net.config["model"]["surrogate"], "seed": opts["seed"],
+            "threads": opts["threads"], "precision": "bf16 autocast (LIF membranes fp32)", "selection": "last epoch",
+            "data": data, "wall_s": round(wall_s, 1)}
+
+
+def fit_options(f: Callable) -> Callable:
+    for opt in reversed([
+        click.option("--epochs", type=int, default=3, show_default=True),
+        click.option("--batch-size", type=int, default=100, show_default=True),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam; cosine decay to 0."),
+        click.option("--loss", type=click.Choice(["ce", "mse"]), default="ce", show_default=True),
+        click.option("--ce-scale", type=float, default=10.0, show_default=True),
+        click.option("--surrogate", type=click.Choice(["rect", "polynomial", "sigmoid", "gaussian"]),
+                     help="The head's LIF surrogate while training (default: the model's)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--threads", type=int, default=1, show_default=True)]):
+        f = opt(f)
+    return f
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--spikes", required=True, type=click.Path(exists=True, file_okay=False), help="`cache` folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder to write.")
+@fit_options
+def train(model: str, spikes: str, out: str, **opts: Any) -> None:
+    """Train MODEL's head on the cached spikes; export the last epoch's weights to OUT."""
+    torch.set_num_threads(opts["threads"])
+    data = SpikeRows(Path(spikes))
+    cut = data.meta["cut"]
+    net = load_net(model)
+    tr, va = np.arange(data.n_train), np.arange(data.n_train, len(data.y))
+    t0 = time.time()
+    history = fit(net, cut, data, tr, opts, lambda: evaluate(net, cut, data, va, 250))
+    info = {k: data.meta.get(k) for k in ("run", "limit", "n_train", "n_val", "train_digest", "val_digest")}
+    export_folder(net, out, {"head_retrain": recipe(model, net, cut, opts, time.time() - t0, info)})
     (Path(out) / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     click.echo(json.dumps({"out": out, "val_accuracy": history[-1]["val"]["accuracy"]}))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--spikes", required=True, type=click.Path(exists=True, file_okay=False),
+              help="`cache` folder of the same trunk (its emulated training streams).")
+@click.option("--real-root", required=True, type=click.Path(file_okay=False), help="N-MNIST folder (Train/).")
+@click.option("--fold", type=int, required=True, help="Held-out fold, or -1: train on all recordings.")
+@click.option("--k", type=int, default=5, show_default=True)
+@click.option("--fold-seed", type=int, default=0, show_default=True)
+@click.option("--real-repeat", type=int, default=5, show_default=True, help="Real recordings repeated per epoch.")
+@click.option("--emulated", type=int, default=6000, show_default=True, help="Seeded emulated subset per epoch.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder to write.")
+@fit_options
+def kfold(model: str, spikes: str, real_root: str, fold: int, k: int, fold_seed: int, real_repeat: int,
+          emulated: int, out: str, **opts: Any) -> None:
+    """Fine-tune MODEL's head on real recordings outside fold FOLD (x real-repeat) plus a seeded subset of
+    the cached emulated streams; score the held-out fold (OUT/heldout.json, for
+    `train_nmnist_emulated.py kfold-summary`)."""
+    torch.set_num_threads(opts["threads"])
+    emu = SpikeRows(Path(spikes))
+    cut = emu.meta["cut"]
+    net = load_net(model)
+    source = load_net(emu.meta["model"])
+    for a, b in zip(net.layers[:cut + 1].parameters(), source.layers[:cut + 1].parameters()):
+        if not torch.equal(a, b):
+            raise click.ClickException(f"{model}: its trunk differs from the one cached in {spikes}")
+    ds = open_dataset("nmnist", real_root, "train")
+    real = load_frames(ds, net.config["input"], desc="reading real nmnist/train", progress=False)
+    trunk = torch.nn.Sequential(*net.layers[:cut + 1]).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        packed = [np.packbits(trunk(real.x[s:s + 50].float().transpose(0, 1)).transpose(0, 1).float().numpy()
+                              .astype(bool).reshape(len(real.x[s:s + 50]), -1), axis=1)
+                  for s in range(0, len(real.x), 50)]
+    tr, held = fold_split(stratified_folds(real.y.numpy(), k, fold_seed), fold)
+    sub = np.sort(np.random.default_rng(opts["seed"]).permutation(emu.n_train)[:emulated])
+    n_real = len(real.y)
+    data = Packed(np.concatenate([np.concatenate(packed), emu.rows[sub]]),
+                  torch.cat([real.y, emu.y[torch.from_numpy(sub)]]), emu.shape)
+    rows = np.concatenate([np.tile(tr, real_repeat), n_real + np.arange(len(sub))])
+    t0 = time.time()
+    fit(net, cut, data, rows, opts, None)
+    info = {"emulated": {k_: emu.meta.get(k_) for k_ in ("run", "train_digest")} | {"n": len(sub)},
+            "real_root": str(real_root), "real_fold": fold, "real_k": k, "real_fold_seed": fold_seed,
+            "real_repeat": real_repeat, "real_train_files": _files(ds, tr, real_root),
+            "real_heldout_files": _files(ds, held, real_root)}
+    export_folder(net, out, {"head_retrain": recipe(model, net, cut, opts, time.time() - t0, info)})
+    if len(held):
+        pred = evaluate(net, cut, data, held, 250, predictions=True)["predicted"]
+        y = real.y[held].numpy()
+        correct = int((np.array(pred) == y).sum())
+        rec = {"model": out, "fold": fold, "k": k, "n": len(held), "correct": correct, "accuracy": correct / len(held),
+               "ci95": list(wilson_interval(correct, len(held))), "labels": y.tolist(), "predicted": pred,
+               "fold_seed": fold_seed, "files": _files(ds, held, real_root)}
+        (Path(out) / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
+        click.echo(json.dumps({key: rec[key] for key in ("fold", "k", "n", "correct", "accuracy")}))
+
+
+def _files(ds: Any, idx: np.ndarray, root: str) -> list[str]:
+    return [str(Path(ds.files[i]).relative_to(root)) for i in idx]
 
 
 if __name__ == "__main__":

@@ -89,6 +89,30 @@ def test_cached_spikes_are_the_trunks_and_the_head_alone_trains(tiny_run, tmp_pa
     load_folder(out)  # the exported folder loads (its recorded sha256 checked)
 
 
+def test_kfold_fine_tunes_on_the_other_folds_and_scores_the_held_out_one(tiny_run, tmp_path, nmnist_root):
+    run, cache, mnist = tiny_run
+    spikes = tmp_path / "spikes"
+    r = _run("retrain_head.py", "cache", str(run), "--run", str(run), "--mnist-root", str(mnist), "--cache",
+             str(cache), "--out", str(spikes), "--cut", str(CUT))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "fold2"
+    args = ["--spikes", str(spikes), "--real-root", str(nmnist_root), "--fold", "2", "--real-repeat", "1",
+            "--emulated", "10", "--epochs", "1", "--out", str(out)]
+    r = _run("retrain_head.py", "kfold", str(run), *args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    held = json.loads((out / "heldout.json").read_text())
+    data = json.loads((out / "config.json").read_text())["head_retrain"]["data"]
+    assert (held["fold"], held["k"], held["n"]) == (2, 5, 200) and len(held["predicted"]) == 200
+    assert sum(a == b for a, b in zip(held["labels"], held["predicted"])) == held["correct"]
+    assert held["labels"] == [int(Path(f).parent.name) for f in held["files"]] == \
+        [int(Path(f).parent.name) for f in data["real_heldout_files"]]
+    assert len(data["real_train_files"]) == 800 and not set(data["real_train_files"]) & set(held["files"])
+    assert data["emulated"]["n"] == 10
+    r = _run("retrain_head.py", "kfold", str(INIT), *args[:-1], str(tmp_path / "other"))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"Error: {INIT}: its trunk differs from the one cached in {spikes}"
+
+
 def test_a_split_that_differs_from_the_recorded_one_is_refused(tiny_run, tmp_path):
     run, cache, mnist = tiny_run
     bad = tmp_path / "run"
