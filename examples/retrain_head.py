@@ -8,7 +8,9 @@ trains on them at hundreds of samples/s:
 
     python examples/retrain_head.py cache  MODEL --run RUN --mnist-root ../shared/data/mnist \\
         --cache ~/.cache/snnzoo/emulated_nmnist_cache --out SPIKES --shard 0/2   # and 1/2, in parallel
-    python examples/retrain_head.py train  MODEL --spikes SPIKES --out FOLDER --epochs 4
+    python examples/retrain_head.py train  MODEL --spikes SPIKES --out FOLDER --epochs 3 --surrogate sigmoid
+    python examples/retrain_head.py kfold  FOLDER --spikes SPIKES --real-root ../shared/data/nmnist \\
+        --fold F --out FOLD_F     # F = 0..4; then train_nmnist_emulated.py kfold-summary FOLD_0 ... FOLD_4
 
 The streams are those of training run ``RUN`` (examples/train_nmnist_emulated.py), split as it split
 them and checked against its recorded train/validation digests, so the head sees exactly the run's
@@ -16,6 +18,9 @@ training streams and the validation part stays held out. ``train`` minimises cro
 ``ce_scale · rates`` (voted rates, as ``snnzoo train --set loss.name=ce``) with Adam and a cosine
 schedule, evaluates on the validation spikes after every epoch and exports the last epoch's weights
 (trunk unchanged) as a checkpoint folder; ``history.json`` beside it has the per-epoch records.
+``kfold`` fine-tunes such a head on the real recordings outside fold F (repeated) plus a seeded subset of
+the emulated streams and scores only fold F, so that the recipe's accuracy on real recordings is a k-fold
+estimate (``--fold -1`` trains on all of them: the weights that would ship).
 """
 from __future__ import annotations
 
