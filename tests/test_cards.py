@@ -20,7 +20,8 @@ SHIPPED = registry.list_models(pretrained=True)
 
 def recorded_numbers(card_dir: Path) -> list[float]:
     facts = json.loads((card_dir / "card.json").read_text())
-    return [json.loads((card_dir / e["file"]).read_text())["accuracy"] for e in facts["evaluations"]]
+    return [json.loads((card_dir / e["file"]).read_text())["accuracy"] for e in facts["evaluations"]
+            if e.get("model_index", True)]
 
 
 def card_numbers(text: str) -> list[float]:
@@ -151,3 +152,20 @@ def test_a_kfold_estimate_renders_as_one_with_its_folds(tmp_path, monkeypatch):
     assert "held-out counts pooled over 2 folds" in text and "snnzoo eval`" not in text.split("## How")[1]
     assert "| 0 | 50 | 49 | 98.00 % |\n| 1 | 50 | 47 | 94.00 % |" in text
     assert card_numbers(text) == [0.96]
+
+
+def test_numbers_of_other_weights_stay_out_of_the_model_index(tmp_path, monkeypatch):
+    """An evaluation marked `model_index: false` is in the card's tables, not in the Hub metadata."""
+    from snnzoo.zoo.training.kfold import summarize
+
+    register(monkeypatch, tiny_cfg({"file": f"{NAME}/model.safetensors", "sha256": "ab" * 32}))
+    d = tmp_path / "cards" / NAME
+    write_card_inputs(d, summarize([{"fold": f, "k": 2, "n": 50, "correct": c} for f, c in ((0, 49), (1, 47))]))
+    other = summarize([{"fold": f, "k": 2, "n": 50, "correct": c} for f, c in ((0, 50), (1, 49))])
+    (d / "other.json").write_text(json.dumps(other))
+    facts = json.loads((d / "card.json").read_text())
+    facts["evaluations"].append({**facts["evaluations"][0], "file": "other.json", "model_index": False})
+    (d / "card.json").write_text(json.dumps(facts))
+    text = cards.generate_card(NAME, d.parent)
+    assert card_numbers(text) == [0.96] == recorded_numbers(d)
+    assert "| 0 | 50 | 50 | 100.00 % |" in text and "99.00 %" in text
