@@ -318,7 +318,7 @@ def kfold(model: str, spikes: str, real_root: str, fold: int, k: int, fold_seed:
     rows = np.concatenate([np.tile(tr, real_repeat), n_real + np.arange(len(sub))])
     t0 = time.time()
     fit(net, cut, data, rows, opts, None)
-    info = {"emulated": {k_: emu.meta.get(k_) for k_ in ("run", "train_digest")} | {"n": len(sub)},
+    info = {"emulated": {k_: emu.meta.get(k_) for k_ in ("run", "train_digest", "limit")} | {"n": len(sub)},
             "real_root": str(real_root), "real_fold": fold, "real_k": k, "real_fold_seed": fold_seed,
             "real_repeat": real_repeat, "real_train_files": _files(ds, tr, real_root),
             "real_heldout_files": _files(ds, held, real_root)}
