@@ -53,8 +53,8 @@ def kfold_entry(file: str, kf: dict) -> dict:
         f"python examples/retrain_head.py cache {SIGMOID} --run ~/.cache/snnzoo/runs/wu2019_nmnist_emulated "
         "--mnist-root ../shared/data/mnist --cache ~/.cache/snnzoo/emulated_nmnist_cache "
         f"--out ~/.cache/snnzoo/runs/{spikes} --cut {cut} --limit 6000 && ")
-    wall_h = sum(json.loads((runs / run / f"fold{f}" / "config.json").read_text())["head_retrain"]["wall_s"]
-                 for f in range(kf["k"])) / 3600
+    recs = [json.loads((runs / run / f"fold{f}" / "config.json").read_text())["head_retrain"] for f in range(kf["k"])]
+    wall_h = sum(r["wall_s"] * r["threads"] for r in recs) / 3600  # CPU-hours
     moved = [f"{c}s {ev['per_class'][c] * 100:.1f} → {kf['per_class'][c] * 100:.1f} %" for c in kf["classes"]
              if round(kf["per_class"][c], 3) != round(ev["per_class"][c], 3)]
     return {
