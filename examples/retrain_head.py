@@ -39,7 +39,7 @@ from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.lif import LIF
 from snnzoo.zoo.training.checkpoint import export_folder
 from snnzoo.zoo.training.data import holdout_split, indices_digest, load_frames, open_dataset, subset_indices
-from snnzoo.zoo.training.kfold import fold_split, stratified_folds
+from snnzoo.zoo.training.kfold import fold_files, fold_split, stratified_folds
 from snnzoo.zoo.training.metrics import wilson_interval
 from snnzoo.zoo.training.evaluate import load_runner
 
@@ -60,6 +60,12 @@ def run_split(run: Path, mnist_root: str, cache: str) -> tuple[np.ndarray, np.nd
             raise click.ClickException(f"{run}: rebuilt {name} split differs from the recorded one")
     return x, y, np.concatenate([tr, va]), {"run": str(run), "n_train": len(tr), "n_val": len(va),
                                              "train_digest": data["train_digest"], "val_digest": data["val_digest"]}
+
+
+def pack(spikes: torch.Tensor) -> np.ndarray:
+    """Time-first spikes ``[T, B, ...]`` as one bit-packed row per sample (``np.packbits``)."""
+    o = spikes.transpose(0, 1).float().numpy().astype(bool)
+    return np.packbits(o.reshape(len(o), -1), axis=1)
 
 
 def load_net(model: str) -> torch.nn.Module:
@@ -119,8 +125,7 @@ def cache(model: str, run: str, mnist_root: str, cache: str, out: str, cut: int,
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         for s in tqdm(batches, desc=f"trunk spikes {shard}", unit="batch", mininterval=5):
             xb = torch.from_numpy(x[order[s:s + batch_size]]).float().transpose(0, 1)
-            o = run_trunk(xb).transpose(0, 1).float()  # [B, T, C, H, W]
-            mm[s:s + len(o)] = np.packbits(o.numpy().astype(bool).reshape(len(o), -1), axis=1)
+            mm[s:s + xb.shape[1]] = pack(run_trunk(xb))
             if (s // batch_size) % 20 == 0:
                 mm.flush()
     mm.flush()
@@ -307,9 +312,7 @@ def kfold(model: str, spikes: str, real_root: str, fold: int, k: int, fold_seed:
     real = load_frames(ds, net.config["input"], desc="reading real nmnist/train", progress=False)
     trunk = torch.nn.Sequential(*net.layers[:cut + 1]).eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        packed = [np.packbits(trunk(real.x[s:s + 50].float().transpose(0, 1)).transpose(0, 1).float().numpy()
-                              .astype(bool).reshape(len(real.x[s:s + 50]), -1), axis=1)
-                  for s in range(0, len(real.x), 50)]
+        packed = [pack(trunk(real.x[s:s + 50].float().transpose(0, 1))) for s in range(0, len(real.x), 50)]
     tr, held = fold_split(stratified_folds(real.y.numpy(), k, fold_seed), fold)
     sub = np.sort(np.random.default_rng(opts["seed"]).permutation(emu.n_train)[:emulated])
     n_real = len(real.y)
@@ -320,8 +323,8 @@ def kfold(model: str, spikes: str, real_root: str, fold: int, k: int, fold_seed:
     fit(net, cut, data, rows, opts, None)
     info = {"emulated": {k_: emu.meta.get(k_) for k_ in ("run", "train_digest", "limit")} | {"n": len(sub)},
             "real_root": str(real_root), "real_fold": fold, "real_k": k, "real_fold_seed": fold_seed,
-            "real_repeat": real_repeat, "real_train_files": _files(ds, tr, real_root),
-            "real_heldout_files": _files(ds, held, real_root)}
+            "real_repeat": real_repeat, "real_train_files": fold_files(ds.files, tr, real_root),
+            "real_heldout_files": fold_files(ds.files, held, real_root)}
     export_folder(net, out, {"head_retrain": recipe(model, net, cut, opts, time.time() - t0, info)})
     if len(held):
         pred = evaluate(net, cut, data, held, 250, predictions=True)["predicted"]
@@ -329,13 +332,9 @@ def kfold(model: str, spikes: str, real_root: str, fold: int, k: int, fold_seed:
         correct = int((np.array(pred) == y).sum())
         rec = {"model": out, "fold": fold, "k": k, "n": len(held), "correct": correct, "accuracy": correct / len(held),
                "ci95": list(wilson_interval(correct, len(held))), "labels": y.tolist(), "predicted": pred,
-               "fold_seed": fold_seed, "files": _files(ds, held, real_root)}
+               "fold_seed": fold_seed, "files": fold_files(ds.files, held, real_root)}
         (Path(out) / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
         click.echo(json.dumps({key: rec[key] for key in ("fold", "k", "n", "correct", "accuracy")}))
-
-
-def _files(ds: Any, idx: np.ndarray, root: str) -> list[str]:
-    return [str(Path(ds.files[i]).relative_to(root)) for i in idx]
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.training.config import load_config
 from snnzoo.zoo.training.data import Frames, holdout_split, indices_digest, load_frames, open_dataset, subset_indices
 from snnzoo.zoo.training.evaluate import load_runner
-from snnzoo.zoo.training.kfold import fold_split, stratified_folds, summarize
+from snnzoo.zoo.training.kfold import fold_files, fold_split, stratified_folds, summarize
 from snnzoo.zoo.training.metrics import wilson_interval
 from snnzoo.zoo.training.trainer import Trainer
 
@@ -97,7 +97,8 @@ class RealFoldTrainer(EmulatedTrainer):
         x, y = torch.cat([emu.x, real.x[reps]]), torch.cat([emu.y, real.y[reps]])
         info.update(real_root=str(self.real_root), real_fold=self.fold, real_k=self.k, real_fold_seed=self.fold_seed,
                     real_repeat=self.real_repeat, n_emulated_train=len(emu), n_real_train=len(tr),
-                    real_train_files=_files(ds, tr, self.real_root), real_heldout_files=_files(ds, held, self.real_root),
+                    real_train_files=fold_files(ds.files, tr, self.real_root),
+                    real_heldout_files=fold_files(ds.files, held, self.real_root),
                     n_train=len(y))
         return Frames(x, y, emu.classes, "events"), val, info
 
@@ -180,7 +181,7 @@ def _score_fold(run: Path, real_root: Path, fold: int, k: int, fold_seed: int) -
     real = load_frames(ds, runner.config["input"], progress=False)
     _, held = fold_split(stratified_folds(real.y.numpy(), k, fold_seed), fold)
     rec = {"model": str(run), **_fold_record(runner, real, held, fold, k), "fold_seed": fold_seed,
-           "files": _files(ds, held, real_root)}
+           "files": fold_files(ds.files, held, real_root)}
     (run / "heldout.json").write_text(json.dumps(rec, indent=1) + "\n")
     click.echo(json.dumps({key: rec[key] for key in ("fold", "k", "n", "correct", "accuracy")}))
 
@@ -190,11 +191,6 @@ def _fold_record(runner: Any, real: Frames, held: np.ndarray, fold: int, k: int)
     y = real.y[held].numpy()
     pred = _predict(runner, real.x[held].numpy())
     return {"fold": fold, "k": k, **_accuracy(y, pred), "labels": y.tolist(), "predicted": [int(v) for v in pred]}
-
-
-def _files(ds: Any, idx: np.ndarray, root: Path) -> list[str]:
-    """The dataset's files at ``idx``, relative to its root (``Train/<label>/<n>.bin``)."""
-    return [str(Path(ds.files[i]).relative_to(root)) for i in idx]
 
 
 @cli.command("kfold-summary")

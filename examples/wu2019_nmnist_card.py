@@ -43,7 +43,7 @@ hard_wrong = {s["file"] for s in json.loads(Path("model_cards/wu2019_nmnist/hard
               if s["label"] != s["predicted"]}
 still_wrong = {}  # eval file -> the recordings its fold models got wrong
 for f in kfolds:
-    held = [json.loads((runs / KFOLDS[f][0] / f"fold{i}" / "heldout.json").read_text()) for i in range(5)]
+    held = [json.loads((runs / KFOLDS[f][0] / f"fold{i}" / "heldout.json").read_text()) for i in range(kfolds[f]["k"])]
     still_wrong[f] = {x for h in held for x, y, p in zip(h["files"], h["labels"], h["predicted"]) if y != p}
 
 

@@ -7,7 +7,8 @@ with a Wilson interval on that pooled count.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -30,6 +31,12 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
         fold[members] = (start + np.arange(len(members))) % k
         start = (start + len(members)) % k
     return fold
+
+
+def fold_files(files: Sequence[str | Path], idx: np.ndarray, root: str | Path) -> list[str]:
+    """The files at ``idx``, relative to the dataset ``root`` (``Train/<label>/<n>.bin``): what a fold
+    model's record lists as seen or held out."""
+    return [str(Path(files[i]).relative_to(root)) for i in idx]
 
 
 def fold_split(fold: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
