@@ -21,10 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (add_cpu_args, add_timing_args, agreement, batches, compare, fmt_rate, format_agreement,  # noqa: E402
-                    keep_freed_memory, machine_header, markdown_table, nmnist_frames)
+                    machine_header, markdown_table, nmnist_frames)
 from peers import PEERS, available, build_peer  # noqa: E402
 
 import snnzoo  # noqa: E402
+from snnzoo.runtime.allocator import keep_freed_memory  # noqa: E402
 
 PEER_LABEL = {"spikingjelly": "SpikingJelly", "snntorch": "snnTorch"}
 COLUMNS = ["ours · ONNX Runtime", "ours · eager torch", "SpikingJelly", "snnTorch"]

@@ -10,7 +10,7 @@ second (process time, all threads summed) depends on it much less.
 ``--amp fp32,bf16`` runs every setup in each precision, side by side in one table: ``bf16`` is
 what ``snnzoo train --amp bf16`` does (``torch.autocast`` bf16, channels_last, LIF/QCFS state in
 fp32); ``fp32`` is the default path. ``--keep-freed-memory`` applies glibc's ``mallopt`` (see
-``common.keep_freed_memory``) before anything runs.
+:func:`snnzoo.runtime.allocator.keep_freed_memory`) before anything runs.
 
     python benchmarks/bench_train_cpu.py [--batch-size 32] [--steps 3] [--threads N] [--models a,b]
         [--amp fp32,bf16] [--keep-freed-memory]
@@ -26,7 +26,7 @@ import contextlib
 
 import torch
 
-from common import keep_freed_memory
+from snnzoo.runtime.allocator import keep_freed_memory
 from snnzoo.zoo.registry import create_model
 from snnzoo.zoo.training.config import load_config
 from snnzoo.zoo.training.data import to_input

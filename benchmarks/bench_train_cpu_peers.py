@@ -22,11 +22,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (add_cpu_args, add_timing_args, compare, fmt_rate, keep_freed_memory, machine_header,  # noqa: E402
-                    markdown_table, nmnist_frames)
+from common import (add_cpu_args, add_timing_args, compare, fmt_rate, machine_header, markdown_table,  # noqa: E402
+                    nmnist_frames)
 from peers import PEERS, available, build_peer  # noqa: E402
 
 import snnzoo  # noqa: E402
+from snnzoo.runtime.allocator import keep_freed_memory  # noqa: E402
 
 PEER_LABEL = {"spikingjelly": "SpikingJelly", "snntorch": "snnTorch"}
 COLUMNS = ["ours", "SpikingJelly", "snnTorch"]

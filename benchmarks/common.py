@@ -24,26 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SNNZOO_DATA", REPO.parent / "shared" / "data"))
 
 
-def keep_freed_memory() -> str:
-    """Make glibc's malloc keep freed memory for reuse (no mmap for big blocks, no trimming).
-
-    Eager PyTorch allocates its big activations afresh on every call; by default glibc serves
-    blocks above its mmap threshold with fresh mmaps and unmaps them on free, so every call pays
-    the page faults again. ONNX Runtime reuses its own arena and is unaffected. Returns what was
-    done, for the table's notes."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if platform.system() != "Linux" or not name:
-        return "not applied (needs Linux glibc)"
-    libc = ctypes.CDLL(name)
-    m_trim_threshold, m_mmap_max = -1, -4
-    if libc.mallopt(m_mmap_max, 0) != 1 or libc.mallopt(m_trim_threshold, 1 << 30) != 1:
-        return "not applied (mallopt refused)"
-    return "mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=1 GiB)"
-
-
 def add_timing_args(p: argparse.ArgumentParser, samples: int, samples_help: str, min_time: float,
                     repeats: int, warmup: int) -> None:
     """The options every side-by-side timing script shares (defaults per script)."""

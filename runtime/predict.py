@@ -125,6 +125,10 @@ def predict_command(inputs: tuple[str, ...], model: str | None, device: str, bac
             predictor = RayPredictor(model, address=address, num_workers=num_workers, batch_size=batch_size,
                                      top_k=top_k, device="cpu" if device == "auto" else device)
         else:
+            if backend == "torch":  # eager torch: reuse freed activations instead of re-faulting them
+                from .allocator import keep_freed_memory
+
+                keep_freed_memory()
             predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
                                   workers=workers, top_k=top_k, resize=resize)
     except SnnzooError:

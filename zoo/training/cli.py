@@ -112,8 +112,10 @@ def eval_command(model: str, dataset: str, data_root: str, split: str, fmt: str,
     """Accuracy (95 % Wilson CI), per-class accuracy, confusion matrix and per-layer firing rates
     of MODEL — a registry name (pretrained weights), hf-hub:ORG/NAME[@REV], a checkpoint folder or an
     .onnx file. --hardest N shows what it gets wrong: frame strips of the N lowest-margin samples."""
+    from ...runtime.allocator import keep_freed_memory
     from .evaluate import evaluate, format_text
 
+    keep_freed_memory()  # eager torch on the CPU: reuse freed activations instead of re-faulting them
     try:
         if not Path(data_root).is_dir():
             raise NotADirectoryError(f"{data_root}: data root not found")

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
         "compile": False,  # torch.compile (any device)
         "channels_last": "auto",  # auto (= on CUDA, or with bf16) | true | false
         "threads": 0,  # torch.set_num_threads (0 = torch's default)
+        "keep_freed_memory": True,  # CPU: glibc keeps freed memory for reuse (snnzoo.runtime.allocator)
         "log_every": 20,  # steps between metrics.jsonl train records
         "ckpt_every": 200,  # steps between mid-epoch checkpoints (besides every epoch end)
         "eval_batch_size": 0,  # 0 = 2 × batch_size
@@ -73,8 +74,8 @@ DEFAULTS: dict[str, Any] = {
 
 # What `--resume` may change: how long and where the run goes on, not what it computes (a resumed
 # run's weights come from its checkpoint, so train.init no longer matters).
-RESUMABLE = {"train.epochs", "train.device", "train.threads", "train.log_every", "train.ckpt_every",
-             "train.eval_batch_size", "train.time_limit_s", "train.compile", "train.init"}
+RESUMABLE = {"train.epochs", "train.device", "train.threads", "train.keep_freed_memory", "train.log_every",
+             "train.ckpt_every", "train.eval_batch_size", "train.time_limit_s", "train.compile", "train.init"}
 
 
 class ConfigError(SnnzooError, ValueError):

@@ -10,6 +10,9 @@ Outputs in ``out``: ``last.ckpt`` (every ``ckpt_every`` steps and every epoch, a
 ``metrics.jsonl``, ``curves.png`` (every epoch), and at the end ``model.safetensors`` +
 ``config.json`` (the weights of the last epoch — never selected on any split).
 
+On the CPU the trainer first applies :func:`snnzoo.runtime.allocator.keep_freed_memory` (eager
+steps stop paying page faults for their activations; ``train.keep_freed_memory = false`` opts out).
+
 Time limit: with ``train.time_limit_s = L > 0`` the run ends at the first epoch end where
 ``elapsed + last epoch's wall time > L`` (elapsed since ``run()`` began), with the weights of that
 last completed epoch; ``metrics.jsonl`` gets a ``stop`` record and ``config.json`` a
@@ -31,6 +34,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from ...runtime.allocator import keep_freed_memory
 from . import ddp
 from .checkpoint import (CKPT_NAME, export_folder, init_weights, load_training_state, rng_state, save_training_state,
                          set_rng_state)
@@ -77,6 +81,8 @@ class Trainer:
             raise ValueError(f"--amp {t['amp']} runs on CUDA or CPU; this run is on {self.device}")
         if t["threads"] > 0:
             torch.set_num_threads(t["threads"])
+        self.allocator = (keep_freed_memory() if self.device.type == "cpu" and t["keep_freed_memory"]
+                          else "default")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time its algorithms once
         self.ckpt_path = self.out / CKPT_NAME
@@ -218,7 +224,7 @@ class Trainer:
             if self.dist.main:
                 self.log.path.write_text("")
             self._record({"kind": "config", "step": 0, "config": self.cfg, "model_config": self.model.config,
-                          "data": self.split, "steps_per_epoch": self.steps_per_epoch})
+                          "data": self.split, "steps_per_epoch": self.steps_per_epoch, "allocator": self.allocator})
             return loop
         changed = [k for k in diff(state["config"], self.cfg) if k not in RESUMABLE and k != "name"]
         if changed:
