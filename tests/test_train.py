@@ -235,6 +235,9 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, nmnist_root):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["config"]["train"]["amp"] == "bf16"
     assert records[0]["allocator"] == "default"  # opted out
+    from snnzoo.zoo.training.trainer import native_cpu_bf16
+
+    assert ("has no native bf16" in r.stderr) == (not native_cpu_bf16()), r.stderr  # warned where emulated
     epochs = [x for x in records if x["kind"] == "epoch"]
     assert len(epochs) == 2 and all(np.isfinite(e["train_loss"]) for e in epochs)
     assert epochs[1]["train_loss"] < epochs[0]["train_loss"]

@@ -99,7 +99,7 @@ def _nmnist_compact_cfg(weights: dict) -> dict[str, Any]:
 
 
 _nmnist_compact = _nmnist_compact_cfg({"file": "nmnist_compact/model.safetensors",
-                                       "sha256": "37baf7308e356af7b6462593143c686b03ebf17a75a9934dae561f6575039a11"})
+                                       "sha256": "bfb919508f2c6e6834555e4ad1204510fbc3b4d815f95a5c06182be505494892"})
 
 
 @register_model(_nmnist_compact)

@@ -24,6 +24,7 @@ import contextlib
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ from .data import (Frames, augment, batch_generator, holdout_split, indices_dige
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler, loss_fn
 from .plots import plot_curves
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles); without it, bf16 autocast
+    on the CPU is emulated and measured 4-7x slower than fp32 (``benchmarks/RESULTS.md``)."""
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def _zeros() -> list[float]:
@@ -85,6 +92,10 @@ class Trainer:
                           else "default")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time its algorithms once
+        elif t["amp"] == "bf16" and not native_cpu_bf16():
+            warnings.warn(f"--amp bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 "
+                          "(AVX512-BF16 or AMX), so autocast emulates it and usually trains slower than fp32; "
+                          "compare with benchmarks/bench_train_cpu.py --amp fp32,bf16", stacklevel=2)
         self.ckpt_path = self.out / CKPT_NAME
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.history: list[dict[str, Any]] = []
@@ -224,7 +235,8 @@ class Trainer:
             if self.dist.main:
                 self.log.path.write_text("")
             self._record({"kind": "config", "step": 0, "config": self.cfg, "model_config": self.model.config,
-                          "data": self.split, "steps_per_epoch": self.steps_per_epoch, "allocator": self.allocator})
+                          "data": self.split, "steps_per_epoch": self.steps_per_epoch, "allocator": self.allocator,
+                          "cpu_capability": torch.backends.cpu.get_cpu_capability()})
             return loop
         changed = [k for k in diff(state["config"], self.cfg) if k not in RESUMABLE and k != "name"]
         if changed:
