@@ -109,13 +109,13 @@ def nmnist_compact(**kw: Any) -> SpikingNet:
 
 
 _nmnist_compact_real = _nmnist_compact_cfg({"file": "nmnist_compact_real/model.safetensors",
-                                            "sha256": "f0741babe17032b0d1addb021e850e0f3407edbf796f7bde0e77978323682f2b"})
+                                            "sha256": "8326b85df1100e7df773da03310203d8d3449f682bd596cfc7fd24287f9401af"})
 
 
 @register_model(_nmnist_compact_real)
 def nmnist_compact_real(**kw: Any) -> SpikingNet:
     """``nmnist_compact`` fine-tuned on all 1,000 real N-MNIST recordings we hold plus emulated
-    streams (recipe R1, k-fold estimate on the card); same architecture and speed."""
+    streams (recipe R2, k-fold estimate on the card); same architecture and speed."""
     return _build("nmnist_compact_real", _nmnist_compact_real, kw)
 
 
