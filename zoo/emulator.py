@@ -10,8 +10,10 @@ static 28×28 digit. We replay that:
   (y) motors move separately: in saccade ``i`` axis ``a`` runs from ``t_{i,a}^s`` to ``t_{i,a}^e``
   with a trapezoidal speed profile (raised-cosine ramps, a fraction ``r_a`` of the move at each end).
 - **Optics.** Sensor pixel ``(X, Y)`` sees ``E = Σ_{r,c} g(Y − w_y − r) I_δ[r, c] g(X − w_x − c)``, with
-  ``g`` a sampled Gaussian point-spread function of width ``σ_psf``: two GEMMs per time step for
-  the whole batch. Log intensity ``L = log(b + E)``, ``b`` the display's black level.
+  ``g`` a sampled Gaussian point-spread function of width ``σ_psf``: two small products per sample
+  and time step, so that a sample's stream is bit-identical in any batch (one GEMM over the batch
+  side by side rounds differently with its width on some BLAS builds). Log intensity
+  ``L = log(b + E)``, ``b`` the display's black level.
 - **Pixels.** Each pixel keeps a reference ``L_ref`` (its level at its last event). On a time grid
   of step ``Δt`` it fires when ``|L − L_ref| ≥ C_px``, ``C_px = C·max(0.2, 1 + σ_C·ε)``
   (``ε ~ N(0,1)`` per pixel: threshold mismatch), and at least ``τ_ref`` after its previous event
@@ -157,14 +159,14 @@ def _thresholds(rngs: list[np.random.Generator], params: EmulatorParams) -> np.n
 
 
 def _canvas(images: np.ndarray, jitter: np.ndarray) -> np.ndarray:
-    """The static digits in [0, 1], each shifted by its jitter δ into a padded canvas, side by
-    side: ``[h + 2·pad, B·(w + 2·pad)]`` for one GEMM per step."""
+    """The static digits in [0, 1], each shifted by its jitter δ into a padded canvas:
+    ``[B, h + 2·pad, w + 2·pad]``, one product per sample (see :func:`_saccade_events`)."""
     n, h, w = images.shape
     hc, wc = h + 2 * _PAD, w + 2 * _PAD
     img = images.astype(np.float32) / np.float32(255.0)
-    canvas = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent") @ img \
-        @ _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent").transpose(0, 2, 1)
-    return np.ascontiguousarray(canvas.transpose(1, 0, 2)).reshape(hc, n * wc)
+    ky = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent")
+    kxt = _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent").transpose(0, 2, 1)
+    return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # a stacked matmul is batch-dependent too
 
 
 def _saccade_events(canvas: np.ndarray, n: int, log_thr: np.ndarray, params: EmulatorParams) \
@@ -173,7 +175,7 @@ def _saccade_events(canvas: np.ndarray, n: int, log_thr: np.ndarray, params: Emu
     ``n`` samples together (``b`` the sample), unsorted; ``t`` in µs, not yet floored."""
     P = params
     W, H, _ = SENSOR_SIZE
-    hc, wc = canvas.shape[0], canvas.shape[1] // n
+    hc, wc = canvas.shape[1:]
     up, down = np.exp(log_thr), np.exp(-log_thr)
     t_end = max(te for windows in P.saccades_us for _, te in windows)
     grid = np.arange(0, t_end + P.dt_us, P.dt_us, dtype=np.int64)
@@ -183,7 +185,9 @@ def _saccade_events(canvas: np.ndarray, n: int, log_thr: np.ndarray, params: Emu
         """``b + E`` at grid step ``k``, laid out ``[H, B, W]``."""
         gy = _kernel_matrix(path[k, 1], hc, H, "gauss", P.psf_sigma)
         gxt = _kernel_matrix(path[k, 0], wc, W, "gauss", P.psf_sigma).T
-        e = ((gy @ canvas).reshape(H * n, wc) @ gxt).reshape(H, n, W)
+        e = np.empty((H, n, W), np.float32)
+        for i in range(n):  # per sample (module docstring: batch-independent rounding)
+            e[:, i] = gy @ canvas[i] @ gxt
         e += np.float32(P.black_level)
         return e
 

@@ -25,7 +25,7 @@ from ..emulator import SENSOR_SIZE, EmulatorParams, emulate
 from .mnist import load_mnist
 
 REAL_RECORDED = range(0, 1000)  # MNIST train images whose real N-MNIST recordings we hold
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-sample products in the emulator (batch-independent streams)
 
 
 def default_indices(split: str, n: int) -> np.ndarray:
