@@ -141,7 +141,7 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
     jitter = np.clip(np.stack([r.normal(0.0, params.offset_sd, 2) for r in rngs]), -_PAD + 1, _PAD - 1)
     log_thr = _thresholds(rngs, params)
     duration = np.array([r.normal(params.duration_us, params.duration_sd_us) for r in rngs])
-    b, x, y, t, p = _saccade_events(_canvas(images, jitter), n, log_thr, params)
+    b, x, y, t, p = _saccade_events(_canvas(images, jitter), log_thr, params)
     order = np.argsort(b, kind="stable")
     bounds = np.searchsorted(b[order], np.arange(n + 1))
     streams = []
@@ -169,13 +169,13 @@ def _canvas(images: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # a stacked matmul is batch-dependent too
 
 
-def _saccade_events(canvas: np.ndarray, n: int, log_thr: np.ndarray, params: EmulatorParams) \
+def _saccade_events(canvas: np.ndarray, log_thr: np.ndarray, params: EmulatorParams) \
         -> tuple[np.ndarray, ...]:
     """The pixels' events while the sensor moves along the saccades → ``(b, x, y, t, p)`` of all
     ``n`` samples together (``b`` the sample), unsorted; ``t`` in µs, not yet floored."""
     P = params
     W, H, _ = SENSOR_SIZE
-    hc, wc = canvas.shape[1:]
+    n, hc, wc = canvas.shape
     up, down = np.exp(log_thr), np.exp(-log_thr)
     t_end = max(te for windows in P.saccades_us for _, te in windows)
     grid = np.arange(0, t_end + P.dt_us, P.dt_us, dtype=np.int64)
