@@ -160,13 +160,13 @@ def _thresholds(rngs: list[np.random.Generator], params: EmulatorParams) -> np.n
 
 def _canvas(images: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     """The static digits in [0, 1], each shifted by its jitter δ into a padded canvas:
-    ``[B, h + 2·pad, w + 2·pad]``, one product per sample (see :func:`_saccade_events`)."""
+    ``[B, h + 2·pad, w + 2·pad]``, one product per sample (the module docstring says why)."""
     n, h, w = images.shape
     hc, wc = h + 2 * _PAD, w + 2 * _PAD
     img = images.astype(np.float32) / np.float32(255.0)
     ky = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent")
     kxt = _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent").transpose(0, 2, 1)
-    return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # a stacked matmul is batch-dependent too
+    return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # not a stacked matmul: batch-dependent too
 
 
 def _saccade_events(canvas: np.ndarray, log_thr: np.ndarray, params: EmulatorParams) \
