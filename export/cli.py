@@ -149,7 +149,12 @@ def export_command(model: str, output: Path, time_steps: int | None, opset: int 
         from .verify import verify_onnx
 
         r = verify_onnx(output, net, inputs)
-        click.echo(f"check ({what}): onnx.checker ok; top-1 {r['top1_agree_unique']}/{r['top1_unique']} "
+        tf = r.get("teacher_forced")
+        forced = ""
+        if tf:
+            bad = "".join(f" ({x['name']}: {x['flips']})" for x in tf["layers"] if not x["ok"])
+            forced = f"teacher-forced spike flips {tf['flips']} of {tf['neuron_steps']:,} neuron-steps{bad}; "
+        click.echo(f"check ({what}): onnx.checker ok; {forced}top-1 {r['top1_agree_unique']}/{r['top1_unique']} "
                    f"(unique); max |Δscore| {r['max_abs_diff']:.2e}; flip rate {r['flip_rate']:.2e} "
                    f"({r['vote_flips']} of {r['voting_spikes']} voting spikes) -> "
                    f"{'passed' if r['passed'] else 'FAILED'}")

@@ -167,6 +167,29 @@ def test_verify_detects_a_different_model(nmnist_export):
     assert not report["passed"] and report["flip_rate"] > 10 * report["tolerance"]["max_flip_rate"], report
 
 
+def test_teacher_forcing_finds_a_one_percent_error_in_its_layer(nmnist_export, tmp_path):
+    """A 1 % error in the first FC layer's weights: the forced check counts flips in that layer
+    only (its inputs are PyTorch's spikes) and fails the file, whatever the free-running numbers."""
+    net, path = nmnist_export
+    x = example_input(prepare(net), batch=16).numpy()
+    clean = verify_onnx(path, net, x)
+    layers = clean["teacher_forced"]["layers"]
+    assert clean["passed"] and len(layers) == len(net.lif_layers()), clean
+    assert all(layer["neuron_steps"] > 0 for layer in layers)
+
+    state = net.state_dict()
+    fc = next(k for k, v in state.items() if k.endswith("weight") and v.dim() == 2)
+    model = onnx.load(str(path))
+    init = next(i for i in model.graph.initializer if i.name == fc)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.01), fc))
+    onnx.save(model, str(tmp_path / "off.onnx"))
+    report = verify_onnx(tmp_path / "off.onnx", net, x)
+    flips = [layer["flips"] for layer in report["teacher_forced"]["layers"]]
+    hit = [n for n, _ in net.lif_layers()].index(f"layers.{int(fc.split('.')[1]) + 1}")
+    assert not report["passed"] and not report["teacher_forced"]["layers"][hit]["ok"], report
+    assert flips[:hit] == [0] * hit and flips[hit] > report["tolerance"]["max_forced_flips"], report
+
+
 def test_real_nmnist_recordings(nmnist_root, tmp_path):
     """nmnist_compact at its own T on 40 real recordings: top-1 identical, flips within tolerance."""
     torch.manual_seed(0)
@@ -191,6 +214,7 @@ def test_cli_export_with_check(tmp_path):
     res = run_cli("nmnist_compact", "--no-pretrained", "-T", SMALL_T, "-o", out, "--check")
     assert res.exit_code == 0, res.output
     assert "check (16 random inputs)" in res.output and "-> passed" in res.output
+    assert "teacher-forced spike flips 0 of " in res.output
     meta = read_metadata(out)
     assert meta["time_steps"] == SMALL_T and meta["weights"] == {"source": "random-init"}
 
@@ -256,4 +280,7 @@ def test_paper_topology_at_its_T(name, tmp_path, request):
         x = small_inputs(net, batch=8)
     report = verify_onnx(path, net, x)
     print(json.dumps(report))
+    forced = report["teacher_forced"]  # every spiking layer at every one of its T steps
+    assert len(forced["layers"]) == len(net.lif_layers()), report
+    assert forced["neuron_steps"] == sum(layer["neuron_steps"] for layer in forced["layers"]) > 0
     assert report["passed"] and report["top1_unique"] > 0, report
