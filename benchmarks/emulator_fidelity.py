@@ -1,13 +1,15 @@
 """Real vs emulated N-MNIST, side by side: the real recordings of MNIST train images
 ``--start`` … ``--start + n − 1`` against the emulator's streams of the same images.
 
-    python benchmarks/emulator_fidelity.py --data-root ../shared/data --n 200 [--start 200]
+    python benchmarks/emulator_fidelity.py --data-root ../shared/data --n 200 [--start 200] \
+        [--contrast-sd 0.12 --timing-sd-ms 4]
 
 Rows (mean ± sd over samples): events per sample, ON fraction, duration, spatial spread (sd of
 x and y), active pixels, events per active pixel, the event rate in 30 ms windows, and — paired —
 the correlation of per-sample event counts and the overlap (IoU) of binary frames binned as the
 model sees them (T = 8). The emulator's defaults were fitted on images 0–199; ``--start 200``
-measures on recordings the fit never saw.
+measures on recordings the fit never saw. With ``--contrast-sd`` / ``--timing-sd-ms`` a third
+column shows the same images emulated with domain randomisation.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
-from snnzoo.zoo.emulator import SENSOR_SIZE, emulate
+from snnzoo.zoo.emulator import SENSOR_SIZE, Randomization, emulate
 
 WINDOW_US = 30_000
 
@@ -63,7 +65,11 @@ def _ms(v: np.ndarray, fmt: str) -> str:
 @click.option("--n", type=int, default=200, show_default=True, help="Paired samples.")
 @click.option("--start", type=int, default=0, show_default=True, help="First MNIST train index (0–999).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def main(data_root: str, n: int, start: int, seed: int) -> None:
+@click.option("--contrast-sd", type=float, default=0.0, show_default=True,
+              help="Also emulate with this per-sample sensitivity spread (Randomization.contrast_sd).")
+@click.option("--timing-sd-ms", type=float, default=0.0, show_default=True,
+              help="Also emulate with this saccade timing spread (Randomization.timing_sd_us / 1000).")
+def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timing_sd_ms: float) -> None:
     root = Path(data_root)
     files = {int(f.stem) - 1: f for f in (root / "nmnist" / "Train").glob("*/*.bin")}  # 00001.bin = image 0
     wanted = list(range(start, start + n))
@@ -74,30 +80,33 @@ def main(data_root: str, n: int, start: int, seed: int) -> None:
     images, labels = load_mnist(root / "mnist", "train")
     real = [read_nmnist_bin(files[i])[0] for i in wanted]
     assert all(int(files[i].parent.name) == labels[i] for i in wanted), "recording labels disagree with MNIST"
-    t0 = time.perf_counter()
-    emu = emulate(images[wanted], seed=seed, keys=wanted)
-    elapsed = time.perf_counter() - t0
-    r, e = stream_stats(real), stream_stats(emu)
+    columns = {"real": real}
+    rand = Randomization(contrast_sd, timing_sd_ms * 1000)
+    for name, r in [("emulated", None)] + ([("randomised", rand)] if rand.active else []):
+        t0 = time.perf_counter()
+        columns[name] = emulate(images[wanted], seed=seed, keys=wanted, randomization=r)
+        elapsed = time.perf_counter() - t0
+        click.echo(f"{name}: {n} streams in {elapsed:.2f} s ({1000 * elapsed / n:.1f} ms per digit)")
+    stats = {name: stream_stats(ev) for name, ev in columns.items()}
     fmt = {"events": ".0f", "duration_ms": ".1f", "active_pixels": ".0f"}
-    click.echo(f"N-MNIST real vs emulated: MNIST train {start}–{start + n - 1} (n = {n}, paired), "
-               f"emulation seed {seed}; mean ± sd over samples\n")
-    click.echo(f"{'statistic':28s} {'real':>20s} {'emulated':>20s}")
+    extra = f"; randomised: {rand}" if rand.active else ""
+    click.echo(f"\nN-MNIST real vs emulated: MNIST train {start}–{start + n - 1} (n = {n}, paired), "
+               f"emulation seed {seed}{extra}; mean ± sd over samples\n")
+    click.echo(f"{'statistic':28s}" + "".join(f" {name:>20s}" for name in columns))
     for k in ("events", "on_fraction", "duration_ms", "x_sd", "y_sd", "active_pixels", "events_per_active_pixel"):
         f = fmt.get(k, ".2f")
-        click.echo(f"{k:28s} {_ms(r[k], f):>20s} {_ms(e[k], f):>20s}")
+        click.echo(f"{k:28s}" + "".join(f" {_ms(st[k], f):>20s}" for st in stats.values()))
     click.echo(f"\nevent rate (events/ms) per {WINDOW_US // 1000} ms window:")
-    for w in range(r["rate"].shape[1]):
+    for w in range(stats["real"]["rate"].shape[1]):
         lo = w * WINDOW_US // 1000
-        label = f"  {lo:3d}–{lo + WINDOW_US // 1000:3d} ms" if w < r["rate"].shape[1] - 1 else f"  ≥{lo:3d} ms"
-        click.echo(f"{label:28s} {_ms(r['rate'][:, w], '.2f'):>20s} {_ms(e['rate'][:, w], '.2f'):>20s}")
-    iou = frame_iou(real, emu)
-    shuffled = frame_iou(real, emu[1:] + emu[:1])
-    click.echo("\npaired:")
-    click.echo(f"  {'corr(events real, emulated)':26s} {np.corrcoef(r['events'], e['events'])[0, 1]:20.2f}")
-    click.echo(f"  {'frame IoU (T=8, binary)':26s} {_ms(iou, '.3f'):>20s}   (same digit)")
-    click.echo(f"  {'':26s} {_ms(shuffled, '.3f'):>20s}   (mismatched digits, for scale)")
-    click.echo(f"\nemulation: {n} streams in {elapsed:.2f} s ({1000 * elapsed / n:.1f} ms per digit)")
-
+        label = f"  {lo:3d}–{lo + WINDOW_US // 1000:3d} ms" if w < stats["real"]["rate"].shape[1] - 1 else f"  ≥{lo:3d} ms"
+        click.echo(f"{label:28s}" + "".join(f" {_ms(st['rate'][:, w], '.2f'):>20s}" for st in stats.values()))
+    click.echo("\npaired with the real recordings:")
+    for name, ev in list(columns.items())[1:]:
+        iou, shuffled = frame_iou(real, ev), frame_iou(real, ev[1:] + ev[:1])
+        corr = np.corrcoef(stats["real"]["events"], stats[name]["events"])[0, 1]
+        click.echo(f"  {name}: corr(events) {corr:.2f}; frame IoU (T=8, binary) {_ms(iou, '.3f')} "
+                   f"(same digit), {_ms(shuffled, '.3f')} (mismatched digits, for scale)")
 
 if __name__ == "__main__":
     main()

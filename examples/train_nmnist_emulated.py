@@ -21,6 +21,8 @@ recording left to test on: their real-data number is the k-fold estimate of the 
 For ``train``, the training data is only emulated streams of MNIST train images 1000–59999; a seeded,
 stratified 10 % of them is held out for validation; the weights are those of the last epoch.
 The real recordings (MNIST train 0–999) and the MNIST test images play no part in training.
+``--contrast-sd`` / ``--timing-sd-ms`` emulate the training streams with domain randomisation
+(:class:`snnzoo.zoo.emulator.Randomization`); the validation streams stay unrandomised.
 ``--compile`` runs ``torch.compile`` on CPU too (``snnzoo train`` allows it on CUDA only);
 measured here it makes a CPU training step 2–3× faster after a ~3 min compilation.
 """
@@ -38,6 +40,7 @@ import torch
 from snnzoo.runtime.binning import bin_from_spec
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
+from snnzoo.zoo.emulator import Randomization
 from snnzoo.zoo.training.config import load_config
 from snnzoo.zoo.training.data import Frames, holdout_split, indices_digest, load_frames, open_dataset, subset_indices
 from snnzoo.zoo.training.evaluate import load_runner
@@ -52,9 +55,11 @@ class EmulatedTrainer(Trainer):
     """`Trainer` whose training pool is the emulated dataset (frames cached under ``cache``)."""
 
     def __init__(self, cfg: dict[str, Any], mnist_root: Path, out: Path, cache: Path, seed: int,
-                 compile_cpu: bool, init: Path | None = None, train_limit: int = 0, **kw: Any) -> None:
+                 compile_cpu: bool, init: Path | None = None, train_limit: int = 0,
+                 randomization: Randomization | None = None, **kw: Any) -> None:
         super().__init__(cfg, mnist_root, out, **kw)
         self.cache, self.emu_seed, self.train_limit = cache, seed, train_limit
+        self.randomization = randomization
         self.cfg["train"]["compile"] = compile_cpu  # after the CUDA-only check, deliberately
         if init is not None:  # continue from an earlier run's exported weights (train.init)
             self.cfg["train"]["init"] = str(init)
@@ -64,19 +69,25 @@ class EmulatedTrainer(Trainer):
         pool = EmulatedNMNIST(self.root, "train").indices
         pool = pool[subset_indices(len(pool), d["limit"], d["split_seed"])]
         ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache)
+        train_ds = ds
+        if self.randomization is not None and self.randomization.active:  # validation stays unrandomised
+            train_ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache,
+                                      randomization=self.randomization)
         x, y = ds.frames(b["n_time_bins"], b["mode"], progress=self.progress)
         tr, va = holdout_split(y, d["val_fraction"], d["split_seed"])
         if self.train_limit:  # a seeded subset of the training part; the validation part is unchanged
             tr = np.sort(np.random.default_rng(d["split_seed"]).permutation(tr)[:self.train_limit])
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        x_train = x if train_ds is ds else train_ds.frames(b["n_time_bins"], b["mode"], progress=self.progress)[0]
+        x, x_train, y = torch.from_numpy(x), torch.from_numpy(x_train), torch.from_numpy(y)
         info = {"dataset": "emulated_nmnist", "root": str(self.root), "train_split": "train",
                 "mnist_indices": f"train {int(ds.indices[0])}-{int(ds.indices[-1])} ({len(ds)} images)",
                 "emulator_seed": self.emu_seed, "emulator_params": asdict(ds.params),
+                "randomization": None if train_ds is ds else asdict(train_ds.randomization),
                 "pool": len(ds), "pool_digest": indices_digest(ds.indices), "n_train": len(tr), "n_val": len(va),
                 "val_split": f"held out {d['val_fraction']} of the emulated pool (stratified, seed {d['split_seed']})",
                 "val_digest": indices_digest(ds.indices[va]), "train_digest": indices_digest(ds.indices[tr]),
                 "init": self.cfg["train"]["init"] or None}
-        return (Frames(x[tr], y[tr], ds.classes, "events"), Frames(x[va], y[va], ds.classes, "events"), info)
+        return (Frames(x_train[tr], y[tr], ds.classes, "events"), Frames(x[va], y[va], ds.classes, "events"), info)
 
 
 class RealFoldTrainer(EmulatedTrainer):
@@ -119,13 +130,19 @@ def cli() -> None:
 @click.option("--resume", is_flag=True)
 @click.option("--init", type=click.Path(file_okay=False), help="Start from this checkpoint folder's weights.")
 @click.option("--train-limit", type=int, default=0, help="Train on a seeded subset of N (validation unchanged).")
+@click.option("--contrast-sd", type=float, default=0.0, show_default=True,
+              help="Domain randomisation of the training streams: per-sample sensitivity spread.")
+@click.option("--timing-sd-ms", type=float, default=0.0, show_default=True,
+              help="Domain randomisation of the training streams: saccade timing spread.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config overrides (snnzoo train --set).")
 def train(mnist_root: str, out: str, cache: str, config: str, epochs: int, seed: int, compile_cpu: bool,
-          resume: bool, init: str | None, train_limit: int, sets: tuple[str, ...]) -> None:
+          resume: bool, init: str | None, train_limit: int, contrast_sd: float, timing_sd_ms: float,
+          sets: tuple[str, ...]) -> None:
     cfg = load_config(config, [*sets, f"train.epochs={epochs}", 'train.device="cpu"'])
     cfg["name"] = Path(out).name
     final = EmulatedTrainer(cfg, Path(mnist_root), Path(out), Path(cache), seed, compile_cpu,
-                            None if init is None else Path(init), train_limit, resume=resume).run()
+                            None if init is None else Path(init), train_limit,
+                            Randomization(contrast_sd, timing_sd_ms * 1000), resume=resume).run()
     click.echo(json.dumps({"final": final}))
 
 

@@ -10,7 +10,7 @@ from snnzoo.cli import cli
 from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.events import EVENT_DTYPE
 from snnzoo.runtime.readers import read_nmnist_bin
-from snnzoo.zoo.emulator import EmulatorParams, _progress, emulate, emulate_command, trajectory
+from snnzoo.zoo.emulator import EmulatorParams, Randomization, _progress, emulate, emulate_command, trajectory
 
 from conftest import data_missing
 
@@ -49,6 +49,33 @@ def test_deterministic_with_seed_and_batch_independent():
     # a sample's stream depends on (seed, key), not on the rest of the batch
     alone = emulate(imgs[2:4], seed=3, keys=[2, 3])
     assert all(np.array_equal(x, y) for x, y in zip(a[2:4], alone))
+
+
+def test_randomization_off_changes_nothing_and_on_is_per_sample():
+    imgs = _digits(8)
+    base = emulate(imgs, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(base, emulate(imgs, seed=3, randomization=Randomization())))
+    rand = Randomization(contrast_sd=0.3, timing_sd_us=5000)
+    a = emulate(imgs, seed=3, randomization=rand)
+    assert all(np.array_equal(x, y) for x, y in zip(a[5:7], emulate(imgs[5:7], seed=3, keys=[5, 6], randomization=rand)))
+    # a lower sensitivity (higher threshold) gives fewer events: the per-sample count ratios spread
+    ratio = np.log([len(r) / len(b) for r, b in zip(a, base)])
+    assert ratio.std() > 0.1 and not np.allclose(ratio, 0)
+    with pytest.raises(ValueError, match="≥ 0"):
+        Randomization(contrast_sd=-0.1)
+
+
+def test_randomized_schedules_stay_ordered():
+    p, rand = EmulatorParams(), Randomization(timing_sd_us=20_000)
+    for k in range(50):
+        _, q = rand.draw(np.random.default_rng([0, k, 1]), p)
+        assert q.saccades_us != p.saccades_us
+        for axis in range(2):
+            windows = [saccade[axis] for saccade in q.saccades_us]
+            assert all(e - s >= 10_000 for s, e in windows)
+            assert all(windows[i][1] <= windows[i + 1][0] for i in range(len(windows) - 1))
+        path = trajectory(q, np.arange(0, 400_000, 1000))
+        assert np.allclose(path[-1], p.waypoints[0]) and np.abs(np.diff(path, axis=0)).max() < 1.0  # no jumps (waypoints lie ≥ 4.7 px apart)
 
 
 def test_event_format():
@@ -125,6 +152,13 @@ def test_emulated_dataset_split_and_cache(shared_data, tmp_path):
     assert label == 4 and np.array_equal(bin_events(ev, (34, 34, 2), n_time_bins=8, mode="binary"), x[4])
     with pytest.raises(ValueError, match="indices must lie"):
         EmulatedNMNIST(root, "test", indices=[10_000])
+    # randomised frames get their own cache entries; unrandomised ones keep theirs
+    rand = EmulatedNMNIST(root, "test", indices=range(5), cache_dir=tmp_path, chunk=3,
+                          randomization=Randomization(contrast_sd=0.3))
+    xr, _ = rand.frames(8, "binary", progress=False)
+    assert len(list(tmp_path.glob("*.npz"))) == 4 and not np.array_equal(xr, x)
+    off = EmulatedNMNIST(root, "test", indices=range(5), cache_dir=tmp_path, chunk=3, randomization=Randomization())
+    assert np.array_equal(off.frames(8, "binary", progress=False)[0], x) and len(list(tmp_path.glob("*.npz"))) == 4
 
 
 def test_cli_writes_npy_and_rejects_bad_input(shared_data, tmp_path):

@@ -23,6 +23,12 @@ static 28×28 digit. We replay that:
 - **Noise.** Background events, Poisson at ``λ`` per pixel, uniform in space and time over the
   recording (duration ``D ~ N(D̄, σ_D²)``), ON with probability ``π_on``.
 
+**Domain randomisation** (:class:`Randomization`, off by default) widens what the calibrated
+constants fix for every sample, drawn from a second generator ``[seed, k, 1]`` (so the default
+streams do not change): a per-sample sensitivity ``C_px ← C_px·e^{σ_s ε}`` and, per saccade and
+axis, the start and end times shifted by ``N(0, σ_τ²)`` each (a move lasts at least 10 ms and
+starts after the axis's previous one ended).
+
 ``polarity_sign=-1`` swaps ON and OFF: the real recordings put ON events on the trailing side of
 a moving stroke, i.e. the screen showed dark digits on a bright background (or the sensor's
 polarity bit is inverted); either way the stream is the same.
@@ -34,7 +40,7 @@ the overlap of binned frames and matched event counts and the event-rate profile
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -75,6 +81,39 @@ class EmulatorParams:
     polarity_sign: int = -1
 
 
+@dataclass(frozen=True)
+class Randomization:
+    """Per-sample domain randomisation on top of :class:`EmulatorParams` (all zero: none)."""
+
+    contrast_sd: float = 0.0  # σ_s: log-normal per-sample scale of every pixel's threshold
+    timing_sd_us: float = 0.0  # σ_τ: shift of each saccade window's start and end (µs)
+
+    def __post_init__(self) -> None:
+        if self.contrast_sd < 0 or self.timing_sd_us < 0:
+            raise ValueError(f"domain randomisation spreads must be ≥ 0, got contrast_sd={self.contrast_sd}, "
+                             f"timing_sd_us={self.timing_sd_us}")
+
+    @property
+    def active(self) -> bool:
+        return self.contrast_sd > 0 or self.timing_sd_us > 0
+
+    def draw(self, rng: np.random.Generator, params: EmulatorParams) -> tuple[float, EmulatorParams]:
+        """One sample's ``(threshold scale, params with its saccade schedule)``."""
+        scale = float(np.exp(rng.normal(0.0, self.contrast_sd))) if self.contrast_sd > 0 else 1.0
+        if self.timing_sd_us <= 0:
+            return scale, params
+        windows, free = [], [0, 0]  # per axis: when its previous move ended
+        for saccade in params.saccades_us:
+            axes = []
+            for axis, (ts, te) in enumerate(saccade):
+                start = max(free[axis], int(round(ts + rng.normal(0.0, self.timing_sd_us))))
+                end = max(start + 10_000, int(round(te + rng.normal(0.0, self.timing_sd_us))))
+                axes.append((start, end))
+                free[axis] = end
+            windows.append(tuple(axes))
+        return scale, replace(params, saccades_us=tuple(windows))
+
+
 def trajectory(params: EmulatorParams, t_us: np.ndarray) -> np.ndarray:
     """Saccade displacement ``w(t)`` → ``[len(t), 2]`` (x, y): along the waypoints, each axis
     (pan x, tilt y) on its own schedule ``saccades_us[i][axis]`` and ramp ``ramp[axis]``."""
@@ -113,20 +152,22 @@ def _kernel_matrix(shift: float | np.ndarray, size: int, n_out: int, kind: str, 
 
 
 def emulate(images: np.ndarray, seed: int = 0, keys: Sequence[int] | None = None,
-            params: EmulatorParams = EmulatorParams()) -> list[np.ndarray]:
+            params: EmulatorParams = EmulatorParams(),
+            randomization: Randomization | None = None) -> list[np.ndarray]:
     """Emulate N-MNIST streams of ``images`` (uint8 ``[N, 28, 28]`` or one ``[28, 28]``).
 
     ``keys`` (default ``0..N−1``) seed each sample's randomness with ``[seed, key]`` — pass the
-    MNIST indices so that a digit's stream is the same in any batch. Returns one structured
+    MNIST indices so that a digit's stream is the same in any batch; ``randomization`` draws
+    each sample's sensitivity and saccade schedule (module docstring). Returns one structured
     event array (``EVENT_DTYPE``, sorted by ``t``, sensor ``34×34×2``) per image.
     """
     # small GEMMs: one BLAS thread is faster, and a threaded BLAS on a busy machine is ~15× slower
     with threadpool_limits(1, user_api="blas"):
-        return _emulate(images, seed, keys, params)
+        return _emulate(images, seed, keys, params, randomization or Randomization())
 
 
 def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
-             params: EmulatorParams) -> list[np.ndarray]:
+             params: EmulatorParams, rand: Randomization) -> list[np.ndarray]:
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
@@ -141,7 +182,9 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
     jitter = np.clip(np.stack([r.normal(0.0, params.offset_sd, 2) for r in rngs]), -_PAD + 1, _PAD - 1)
     log_thr = _thresholds(rngs, params)
     duration = np.array([r.normal(params.duration_us, params.duration_sd_us) for r in rngs])
-    b, x, y, t, p = _saccade_events(_canvas(images, jitter), log_thr, params)
+    drawn = [rand.draw(np.random.default_rng([seed, int(k), 1]), params) for k in keys]
+    log_thr *= np.array([d[0] for d in drawn], np.float32)[None, :, None]
+    b, x, y, t, p = _saccade_events(_canvas(images, jitter), log_thr, params, [d[1] for d in drawn])
     order = np.argsort(b, kind="stable")
     bounds = np.searchsorted(b[order], np.arange(n + 1))
     streams = []
@@ -169,25 +212,29 @@ def _canvas(images: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # not a stacked matmul: batch-dependent too
 
 
-def _saccade_events(canvas: np.ndarray, log_thr: np.ndarray, params: EmulatorParams) \
-        -> tuple[np.ndarray, ...]:
-    """The pixels' events while the sensor moves along the saccades → ``(b, x, y, t, p)`` of all
-    ``n`` samples together (``b`` the sample), unsorted; ``t`` in µs, not yet floored."""
+def _saccade_events(canvas: np.ndarray, log_thr: np.ndarray, params: EmulatorParams,
+                    schedules: list[EmulatorParams]) -> tuple[np.ndarray, ...]:
+    """The pixels' events while the sensor moves along the saccades (sample ``i`` on the schedule
+    of ``schedules[i]``) → ``(b, x, y, t, p)`` of all ``n`` samples together (``b`` the sample),
+    unsorted; ``t`` in µs, not yet floored."""
     P = params
     W, H, _ = SENSOR_SIZE
     n, hc, wc = canvas.shape
     up, down = np.exp(log_thr), np.exp(-log_thr)
-    t_end = max(te for windows in P.saccades_us for _, te in windows)
+    t_end = max(te for s in schedules for windows in s.saccades_us for _, te in windows)
     grid = np.arange(0, t_end + P.dt_us, P.dt_us, dtype=np.int64)
-    path = trajectory(P, grid) + np.asarray(P.origin) - _PAD
+    shared = all(s.saccades_us == P.saccades_us for s in schedules)
+    paths = [trajectory(s, grid) for s in (schedules[:1] if shared else schedules)]
+    path = np.stack(paths, axis=1) + np.asarray(P.origin) - _PAD  # [K, 1 or n, 2]
 
     def luminance(k: int) -> np.ndarray:
         """``b + E`` at grid step ``k``, laid out ``[H, B, W]``."""
-        gy = _kernel_matrix(path[k, 1], hc, H, "gauss", P.psf_sigma)
-        gxt = _kernel_matrix(path[k, 0], wc, W, "gauss", P.psf_sigma).T
+        gy = _kernel_matrix(path[k, :, 1], hc, H, "gauss", P.psf_sigma)
+        gxt = _kernel_matrix(path[k, :, 0], wc, W, "gauss", P.psf_sigma).transpose(0, 2, 1)
         e = np.empty((H, n, W), np.float32)
         for i in range(n):  # per sample (module docstring: batch-independent rounding)
-            e[:, i] = gy @ canvas[i] @ gxt
+            j = 0 if shared else i
+            e[:, i] = gy[j] @ canvas[i] @ gxt[j]
         e += np.float32(P.black_level)
         return e
 
@@ -195,7 +242,7 @@ def _saccade_events(canvas: np.ndarray, log_thr: np.ndarray, params: EmulatorPar
     prev = ref
     last = np.full(ref.shape, -np.inf)
     out_b, out_x, out_y, out_t, out_p = [], [], [], [], []
-    moving = np.abs(np.diff(path, axis=0)).sum(1) > 0
+    moving = np.abs(np.diff(path, axis=0)).sum((1, 2)) > 0
     for k in range(1, len(grid)):
         if not moving[k - 1]:
             continue
@@ -261,7 +308,12 @@ def _parse_indices(text: str, n: int) -> np.ndarray:
               help="Output folder: OUT/<label>/<split>_<index:05d>.npy (structured x, y, t, p).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--chunk", type=int, default=500, show_default=True, help="Images emulated together.")
-def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: int, chunk: int) -> None:
+@click.option("--contrast-sd", type=float, default=0.0, show_default=True,
+              help="Domain randomisation: log-normal spread of each sample's sensitivity.")
+@click.option("--timing-sd-ms", type=float, default=0.0, show_default=True,
+              help="Domain randomisation: spread of each saccade's start and end times.")
+def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: int, chunk: int,
+                    contrast_sd: float, timing_sd_ms: float) -> None:
     """Emulate N-MNIST-like event streams (saccades over a 34×34 ATIS) of MNIST digits."""
     from .datasets.mnist import load_mnist
 
@@ -270,13 +322,14 @@ def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: i
         idx = _parse_indices(indices, len(images))
         if chunk < 1:
             raise ValueError(f"--chunk must be ≥ 1, got {chunk}")
+        rand = Randomization(contrast_sd, timing_sd_ms * 1000)
     except (OSError, ValueError) as e:
         raise UsageError(str(e)) from None
     root = Path(out)
     with tqdm(total=len(idx), desc="emulating", unit="digit") as bar:
         for lo in range(0, len(idx), chunk):
             sel = idx[lo:lo + chunk]
-            for i, ev in zip(sel, emulate(images[sel], seed, sel)):
+            for i, ev in zip(sel, emulate(images[sel], seed, sel, randomization=rand)):
                 path = root / str(int(labels[i])) / f"{split}_{int(i):05d}.npy"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path, ev)

@@ -7,7 +7,7 @@ excluded); ``test`` is all 10,000 MNIST test images. Sample ``i`` is the stream 
 
 Streams are emulated a chunk at a time (vectorised); :meth:`EmulatedNMNIST.frames` bins them and,
 with a ``cache_dir``, stores each chunk's frames as ``.npz`` (uint8 counts, or bit-packed binary
-frames) under a key hashing the emulator parameters, seed, indices and binning.
+frames) under a key hashing the emulator parameters, randomisation, seed, indices and binning.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ...runtime.binning import bin_events
-from ..emulator import SENSOR_SIZE, EmulatorParams, emulate
+from ..emulator import SENSOR_SIZE, EmulatorParams, Randomization, emulate
 from .mnist import load_mnist
 
 REAL_RECORDED = range(0, 1000)  # MNIST train images whose real N-MNIST recordings we hold
@@ -46,6 +46,7 @@ class EmulatedNMNIST:
         indices: MNIST indices to emulate (default: :func:`default_indices`).
         seed: emulation seed.
         params: emulator constants (default: calibrated on the real recordings).
+        randomization: per-sample domain randomisation (default: none).
         cache_dir: where :meth:`frames` stores binned chunks (None: no disk cache).
         chunk: images emulated together.
         transform: applied to each event stream by ``__getitem__``.
@@ -57,6 +58,7 @@ class EmulatedNMNIST:
 
     def __init__(self, root: str | Path, split: str = "train", indices: Sequence[int] | None = None,
                  seed: int = 0, params: EmulatorParams = EmulatorParams(), cache_dir: str | Path | None = None,
+                 randomization: Randomization | None = None,
                  chunk: int = 1000, transform: Callable[[np.ndarray], object] | None = None,
                  train: bool | None = None) -> None:
         split = split if train is None else ("train" if train else "test")
@@ -66,6 +68,7 @@ class EmulatedNMNIST:
             raise ValueError(f"indices must lie in [0, {len(images)}) for MNIST {split}")
         self.images, self.indices, self.labels = images, idx, labels[idx]
         self.split, self.seed, self.params = split, int(seed), params
+        self.randomization = randomization if randomization is not None and randomization.active else None
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.chunk, self.transform = int(chunk), transform
         self._held: tuple[int, list[np.ndarray]] | None = None
@@ -76,7 +79,7 @@ class EmulatedNMNIST:
     def _chunk_events(self, c: int) -> list[np.ndarray]:
         if self._held is None or self._held[0] != c:
             sel = self.indices[c * self.chunk:(c + 1) * self.chunk]
-            self._held = (c, emulate(self.images[sel], self.seed, sel, self.params))
+            self._held = (c, emulate(self.images[sel], self.seed, sel, self.params, self.randomization))
         return self._held[1]
 
     def events(self, i: int) -> np.ndarray:
@@ -93,6 +96,8 @@ class EmulatedNMNIST:
     def _cache_key(self, sel: np.ndarray, time_steps: int, mode: str) -> str:
         spec = {"v": CACHE_VERSION, "split": self.split, "seed": self.seed, "params": asdict(self.params),
                 "T": time_steps, "mode": mode, "idx": hashlib.sha256(sel.tobytes()).hexdigest()}
+        if self.randomization is not None:  # absent when off: the keys of unrandomised chunks stay as they were
+            spec["randomization"] = asdict(self.randomization)
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
     def frames(self, time_steps: int = 8, mode: str = "binary",
