@@ -99,7 +99,7 @@ def _nmnist_compact_cfg(weights: dict) -> dict[str, Any]:
 
 
 _nmnist_compact = _nmnist_compact_cfg({"file": "nmnist_compact/model.safetensors",
-                                       "sha256": "bfb919508f2c6e6834555e4ad1204510fbc3b4d815f95a5c06182be505494892"})
+                                       "sha256": "3a9ec561d522e800d77404c10c944470323211b58f43ad0387e4c6c1d36deb63"})
 
 
 @register_model(_nmnist_compact)
