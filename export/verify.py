@@ -1,10 +1,11 @@
 r"""Check an exported file against the PyTorch model it came from.
 
 1. ``onnx.checker.check_model(full_check=True)`` (with shape inference).
-2. **Teacher-forced** (unrolled files): every spike tensor of the graph, ``o_l[t] = (u_l[t] >= V_th)``
-   for spiking layer ``l`` and step ``t``, is cut from its consumers, which read PyTorch's spikes
-   instead (a graph input per cut); ONNX Runtime then computes each layer and step from exactly
-   PyTorch's upstream and past spikes, and its ``o_l[t]`` are compared with PyTorch's. A flip can
+2. **Teacher-forced**: every spike tensor of the graph, ``o_l[t] = (u_l[t] >= V_th)`` for spiking
+   layer ``l`` and step ``t``, is cut from its consumers, which read PyTorch's spikes instead (a
+   graph input per cut; a streaming file also gets PyTorch's state before each step, from
+   :class:`StreamingNet`); ONNX Runtime then computes each layer and step from exactly PyTorch's
+   upstream and past spikes, and its ``o_l[t]`` are compared with PyTorch's. A flip can
    then only come from that layer's own float sums landing on the other side of ``V_th``, never
    from a flip upstream, so each layer is held to ``flips_l ≤ max_forced_flips +
    max_forced_flip_rate · neuron-steps_l``, and the forced scores must equal PyTorch's as voting
@@ -18,8 +19,8 @@ r"""Check an exported file against the PyTorch model it came from.
    margins that moves whole samples (the same ``wu2019_cifar10`` on an AVX2 CPU: those 2 flips
    became 21 voting-spike flips of 6,400 and one changed top-1). So where step 2 ran, free-running
    must keep the flip rate ``Σ|Δvotes| / (B·T·classes·n) ≤ max_flip_rate`` (a net count per voting
-   group, a lower bound on flipped output spikes); where it cannot (streaming files, graphs without
-   spike ops) it must also keep ``|Δvotes_c| ≤ max_vote_diff`` per sample and class and the same
+   group, a lower bound on flipped output spikes); where it cannot (graphs without spike ops) it
+   must also keep ``|Δvotes_c| ≤ max_vote_diff`` per sample and class and the same
    top-1 wherever PyTorch's top vote count is unique.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ..runtime.specs import input_from_dict
 from ..zoo.lif import LIF
 from ..zoo.network import SpikingNet
 from .onnx import prepare
+from .streaming import StreamingNet
 
 
 def verify_onnx(path: str | Path, model: SpikingNet, inputs: np.ndarray | torch.Tensor, *,
@@ -46,7 +48,7 @@ def verify_onnx(path: str | Path, model: SpikingNet, inputs: np.ndarray | torch.
                 max_forced_flips: int = 2, max_forced_flip_rate: float = 1e-6) -> dict[str, Any]:
     """Verify ``path`` against ``model`` on ``inputs`` (the unrolled graph's input layout:
     ``[B, T, P, H, W]`` frames or ``[B, C, H, W]`` images); returns a report with ``passed``
-    and, for unrolled files, ``teacher_forced`` (per spiking layer: neuron-steps and flips)."""
+    and ``teacher_forced`` (per spiking layer: neuron-steps, flips, ``ok``)."""
     path = Path(path)
     onnx.checker.check_model(str(path), full_check=True)
     meta = read_metadata(path)
@@ -55,17 +57,19 @@ def verify_onnx(path: str | Path, model: SpikingNet, inputs: np.ndarray | torch.
     net = prepare(model, steps)
     x = np.ascontiguousarray(inputs.numpy() if isinstance(inputs, torch.Tensor) else inputs, np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    forced = None if meta["streaming"] else _TeacherForcing.build(path, net)
+    forced = _TeacherForcing.build(path, net, meta)
 
     ref, got = [], []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
-            with forced.recording() if forced else nullcontext():
+            with forced.recording() if forced and not meta["streaming"] else nullcontext():
                 ref.append(net(torch.from_numpy(xb)).numpy())
             got.append(_run_streaming(session, meta, xb, net.encoding) if meta["streaming"]
                        else session.run(["scores"], {meta["input_name"]: xb})[0])
-            if forced:
+            if forced and meta["streaming"]:
+                forced.compare_streaming(xb, scale)
+            elif forced:
                 forced.compare(xb, np.rint(ref[-1] * scale), scale)
     ref, got = np.concatenate(ref), np.concatenate(got)
 
@@ -110,8 +114,9 @@ class _TeacherForcing:
     PyTorch's spikes recorded by forward hooks, and the flip counts per spiking layer."""
 
     def __init__(self, session: ort.InferenceSession, names: list[str], layers: list[tuple[str, LIF]],
-                 steps: int) -> None:
-        self.session, self.names, self.layers, self.steps = session, names, layers, steps
+                 net: SpikingNet, meta: dict[str, Any]) -> None:
+        self.session, self.names, self.layers, self.steps = session, names, layers, net.time_steps
+        self.net, self.meta = net, meta
         self.input = session.get_inputs()[0].name
         self.recorded: list[torch.Tensor] = []
         self.flips = np.zeros(len(layers), np.int64)
@@ -119,13 +124,13 @@ class _TeacherForcing:
         self.max_vote_diff = 0
 
     @classmethod
-    def build(cls, path: Path, net: SpikingNet) -> _TeacherForcing | None:
-        """None where the graph's spike ops do not pair one to one with the model's LIF layers × T
-        (e.g. an ANN whose QCFS activations have none)."""
+    def build(cls, path: Path, net: SpikingNet, meta: dict[str, Any]) -> _TeacherForcing | None:
+        """None where the graph's spike ops do not pair one to one with the model's LIF layers
+        (× T, unrolled), e.g. an ANN whose QCFS activations have none."""
         layers = [(name, m) for name, m in net.lif_layers() if isinstance(m, LIF)]
         model = onnx.load(str(path))
         casts = spike_ops(model)
-        if not layers or len(casts) != len(layers) * net.time_steps:
+        if not layers or len(casts) != len(layers) * (1 if meta["streaming"] else net.time_steps):
             return None
         names = [c.output[0] for c in casts]
         cut = {s: f"forced_{i}" for i, s in enumerate(names)}
@@ -137,7 +142,7 @@ class _TeacherForcing:
             model.graph.input.append(onnx.helper.make_tensor_value_info(cut[s], elem, None))
             model.graph.output.append(onnx.helper.make_tensor_value_info(s, elem, None))
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        return cls(session, names, layers, net.time_steps)
+        return cls(session, names, layers, net, meta)
 
     @contextmanager
     def recording(self) -> Iterator[None]:
@@ -164,6 +169,28 @@ class _TeacherForcing:
             self.flips[k // self.steps] += int((g != w).sum())
             self.sizes[k // self.steps] += w.size
         self.max_vote_diff = max(self.max_vote_diff, int(np.abs(np.rint(scores * scale) - ref_votes).max()))
+
+    def compare_streaming(self, xb: np.ndarray, scale: int) -> None:
+        """Streaming file: step by step, the cut graph gets PyTorch's state before the step and its
+        spikes of the step (:class:`StreamingNet`); count flips and compare the last step's votes."""
+        stepper = StreamingNet(self.net).eval()
+        state = stepper.initial_state(len(xb))
+        spiking = [i for i, name in enumerate(stepper.state_names) if name.endswith("_o")]
+        inputs = [s["input"] for s in self.meta["state"]]
+        with torch.no_grad():
+            for t in range(self.steps):
+                frame = np.ascontiguousarray(xb if self.net.encoding else xb[:, t])
+                scores_ref, *new = stepper(torch.from_numpy(frame), state)
+                want = [new[i].numpy() for i in spiking]
+                feeds = {self.input: frame, **{n: v.numpy() for n, v in zip(inputs, state)},
+                         **{f"forced_{k}": w for k, w in enumerate(want)}}
+                scores, *spikes = self.session.run(["scores", *self.names], feeds)
+                for k, (w, g) in enumerate(zip(want, spikes)):
+                    self.flips[k] += int((g != w).sum())
+                    self.sizes[k] += w.size
+                state = new
+        diff = np.abs(np.rint(scores * scale) - np.rint(scores_ref.numpy() * scale))
+        self.max_vote_diff = max(self.max_vote_diff, int(diff.max()))
 
     def summary(self, max_flips: int, max_rate: float) -> dict[str, Any]:
         """Per layer: neuron-steps, flips, and ``ok``: flips ≤ ``max_flips + max_rate · neuron-steps``."""

@@ -57,11 +57,16 @@ def test_streaming_equals_unrolled(name, tmp_path):
     tol = report["tolerance"]
     assert report["streaming"] and report["max_vote_diff"] <= tol["max_vote_diff"], report
     assert report["flip_rate"] <= tol["max_flip_rate"], report
-    if not net.encoding:
-        assert report["passed"], report
-    # cifar10_compact, random init, N(0, 1) images: one sample's top-1 leads by a single vote
-    # (of 40) and a threshold flip in a hidden layer turns it into a tie in ONNX Runtime; the
-    # unrolled graph shows the same (the two ONNX graphs agree exactly, asserted above).
+    # teacher-forced step by step with PyTorch's state, where the graph has spike ops (not the QCFS ANN)
+    forced = report.get("teacher_forced")
+    assert (forced is None) == (lifs == 0), report
+    if forced:
+        assert len(forced["layers"]) == lifs and forced["neuron_steps"] > 0 and forced["max_vote_diff"] == 0
+    # cifar10_compact, random init, N(0, 1) images: one sample's top-1 leads by a single vote (of
+    # 40) and a rounding flip in a hidden layer turns it into a tie in free-running ONNX Runtime
+    # (the unrolled graph shows the same; the two ONNX graphs agree exactly, asserted above): the
+    # forced check, which such a cascade cannot reach, is what passes the file
+    assert report["passed"], report
 
 
 def test_torch_step_module_equals_forward():
