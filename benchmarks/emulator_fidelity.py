@@ -108,5 +108,6 @@ def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timi
         click.echo(f"  {name}: corr(events) {corr:.2f}; frame IoU (T=8, binary) {_ms(iou, '.3f')} "
                    f"(same digit), {_ms(shuffled, '.3f')} (mismatched digits, for scale)")
 
+
 if __name__ == "__main__":
     main()

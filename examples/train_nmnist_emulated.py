@@ -59,7 +59,7 @@ class EmulatedTrainer(Trainer):
                  randomization: Randomization | None = None, **kw: Any) -> None:
         super().__init__(cfg, mnist_root, out, **kw)
         self.cache, self.emu_seed, self.train_limit = cache, seed, train_limit
-        self.randomization = randomization
+        self.randomization = randomization if randomization is not None and randomization.active else None
         self.cfg["train"]["compile"] = compile_cpu  # after the CUDA-only check, deliberately
         if init is not None:  # continue from an earlier run's exported weights (train.init)
             self.cfg["train"]["init"] = str(init)
@@ -69,10 +69,8 @@ class EmulatedTrainer(Trainer):
         pool = EmulatedNMNIST(self.root, "train").indices
         pool = pool[subset_indices(len(pool), d["limit"], d["split_seed"])]
         ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache)
-        train_ds = ds
-        if self.randomization is not None and self.randomization.active:  # validation stays unrandomised
-            train_ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache,
-                                      randomization=self.randomization)
+        train_ds = ds if self.randomization is None else EmulatedNMNIST(  # validation stays unrandomised
+            self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache, randomization=self.randomization)
         x, y = ds.frames(b["n_time_bins"], b["mode"], progress=self.progress)
         tr, va = holdout_split(y, d["val_fraction"], d["split_seed"])
         if self.train_limit:  # a seeded subset of the training part; the validation part is unchanged
@@ -82,7 +80,7 @@ class EmulatedTrainer(Trainer):
         info = {"dataset": "emulated_nmnist", "root": str(self.root), "train_split": "train",
                 "mnist_indices": f"train {int(ds.indices[0])}-{int(ds.indices[-1])} ({len(ds)} images)",
                 "emulator_seed": self.emu_seed, "emulator_params": asdict(ds.params),
-                "randomization": None if train_ds is ds else asdict(train_ds.randomization),
+                "randomization": None if self.randomization is None else asdict(self.randomization),
                 "pool": len(ds), "pool_digest": indices_digest(ds.indices), "n_train": len(tr), "n_val": len(va),
                 "val_split": f"held out {d['val_fraction']} of the emulated pool (stratified, seed {d['split_seed']})",
                 "val_digest": indices_digest(ds.indices[va]), "train_digest": indices_digest(ds.indices[tr]),

@@ -35,7 +35,7 @@ import onnxruntime as ort
 import torch
 
 from ..runtime.binning import bin_from_spec
-from ..runtime.onnx_metadata import read_metadata
+from ..runtime.onnx_metadata import decode_metadata
 from ..runtime.specs import input_from_dict
 from ..zoo.lif import LIF
 from ..zoo.network import SpikingNet
@@ -50,27 +50,26 @@ def verify_onnx(path: str | Path, model: SpikingNet, inputs: np.ndarray | torch.
     ``[B, T, P, H, W]`` frames or ``[B, C, H, W]`` images); returns a report with ``passed``
     and ``teacher_forced`` (per spiking layer: neuron-steps, flips, ``ok``)."""
     path = Path(path)
-    onnx.checker.check_model(str(path), full_check=True)
-    meta = read_metadata(path)
+    proto = onnx.load(str(path))  # a single self-contained file (export_onnx), < 2 GB
+    onnx.checker.check_model(proto, full_check=True)
+    meta = decode_metadata({p.key: p.value for p in proto.metadata_props})
     steps, per_class = meta["time_steps"], meta["output"]["neurons_per_class"]
     scale = steps * per_class
     net = prepare(model, steps)
     x = np.ascontiguousarray(inputs.numpy() if isinstance(inputs, torch.Tensor) else inputs, np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    forced = _TeacherForcing.build(path, net, meta)
+    forced = _TeacherForcing.build(proto, net, meta)  # cuts ``proto``'s graph in place
 
     ref, got = [], []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
-            with forced.recording() if forced and not meta["streaming"] else nullcontext():
+            with forced.recording() if forced else nullcontext():
                 ref.append(net(torch.from_numpy(xb)).numpy())
             got.append(_run_streaming(session, meta, xb, net.encoding) if meta["streaming"]
                        else session.run(["scores"], {meta["input_name"]: xb})[0])
-            if forced and meta["streaming"]:
-                forced.compare_streaming(xb, scale)
-            elif forced:
-                forced.compare(xb, np.rint(ref[-1] * scale), scale)
+            if forced:
+                forced.compare(xb, ref[-1], scale)
     ref, got = np.concatenate(ref), np.concatenate(got)
 
     ref_votes, got_votes = np.rint(ref * scale).astype(np.int64), np.rint(got * scale).astype(np.int64)
@@ -124,11 +123,10 @@ class _TeacherForcing:
         self.max_vote_diff = 0
 
     @classmethod
-    def build(cls, path: Path, net: SpikingNet, meta: dict[str, Any]) -> _TeacherForcing | None:
-        """None where the graph's spike ops do not pair one to one with the model's LIF layers
-        (× T, unrolled), e.g. an ANN whose QCFS activations have none."""
+    def build(cls, model: onnx.ModelProto, net: SpikingNet, meta: dict[str, Any]) -> _TeacherForcing | None:
+        """Cut ``model``'s spike ops (in place); None where they do not pair one to one with the
+        model's LIF layers (× T, unrolled), e.g. an ANN whose QCFS activations have none."""
         layers = [(name, m) for name, m in net.lif_layers() if isinstance(m, LIF)]
-        model = onnx.load(str(path))
         casts = spike_ops(model)
         if not layers or len(casts) != len(layers) * (1 if meta["streaming"] else net.time_steps):
             return None
@@ -146,33 +144,34 @@ class _TeacherForcing:
 
     @contextmanager
     def recording(self) -> Iterator[None]:
-        """Record every LIF layer's output spikes ``[T, B, ...]`` of one forward, in call order."""
+        """Record every LIF layer's output spikes ``[T, B, ...]`` of one unrolled forward, in call
+        order (a streaming file's spikes come from :class:`StreamingNet` instead)."""
         self.recorded.clear()
-        hooks = [m.register_forward_hook(lambda _m, _i, out: self.recorded.append(out)) for _, m in self.layers]
+        hooks = [] if self.meta["streaming"] else \
+            [m.register_forward_hook(lambda _m, _i, out: self.recorded.append(out)) for _, m in self.layers]
         try:
             yield
         finally:
             for h in hooks:
                 h.remove()
 
-    def compare(self, xb: np.ndarray, ref_votes: np.ndarray, scale: int) -> None:
-        """Run the cut graph on ``xb`` with the recorded spikes; count flips per layer and compare
-        its votes (``scores · scale``) with PyTorch's ``ref_votes``."""
+    def compare(self, xb: np.ndarray, ref_scores: np.ndarray, scale: int) -> None:
+        """Run the cut graph on ``xb`` with PyTorch's spikes; count flips per layer and compare its
+        votes (``scores · scale``) with PyTorch's ``ref_scores`` of the same forward."""
+        if self.meta["streaming"]:
+            self._compare_streaming(xb, scale)
+            return
         if len(self.recorded) != len(self.layers):
             raise RuntimeError(f"recorded {len(self.recorded)} spiking layers, expected {len(self.layers)}")
         want = [o[t].numpy() for o in self.recorded for t in range(self.steps)]
         feeds = {f"forced_{i}": w for i, w in enumerate(want)}
         scores, *spikes = self.session.run(["scores", *self.names], {self.input: xb, **feeds})
-        for k, (w, g) in enumerate(zip(want, spikes)):
-            if g.shape != w.shape:
-                raise RuntimeError(f"spike op {self.names[k]}: shape {g.shape}, PyTorch's {w.shape}")
-            self.flips[k // self.steps] += int((g != w).sum())
-            self.sizes[k // self.steps] += w.size
-        self.max_vote_diff = max(self.max_vote_diff, int(np.abs(np.rint(scores * scale) - ref_votes).max()))
+        self._tally(want, spikes, self.steps)
+        self._votes(scores, ref_scores, scale)
 
-    def compare_streaming(self, xb: np.ndarray, scale: int) -> None:
-        """Streaming file: step by step, the cut graph gets PyTorch's state before the step and its
-        spikes of the step (:class:`StreamingNet`); count flips and compare the last step's votes."""
+    def _compare_streaming(self, xb: np.ndarray, scale: int) -> None:
+        """Step by step, the cut graph gets PyTorch's state before the step and its spikes of the
+        step (:class:`StreamingNet`); the votes are compared after the last step."""
         stepper = StreamingNet(self.net).eval()
         state = stepper.initial_state(len(xb))
         spiking = [i for i, name in enumerate(stepper.state_names) if name.endswith("_o")]
@@ -185,11 +184,20 @@ class _TeacherForcing:
                 feeds = {self.input: frame, **{n: v.numpy() for n, v in zip(inputs, state)},
                          **{f"forced_{k}": w for k, w in enumerate(want)}}
                 scores, *spikes = self.session.run(["scores", *self.names], feeds)
-                for k, (w, g) in enumerate(zip(want, spikes)):
-                    self.flips[k] += int((g != w).sum())
-                    self.sizes[k] += w.size
+                self._tally(want, spikes, 1)
                 state = new
-        diff = np.abs(np.rint(scores * scale) - np.rint(scores_ref.numpy() * scale))
+        self._votes(scores, scores_ref.numpy(), scale)
+
+    def _tally(self, want: list[np.ndarray], got: list[np.ndarray], per_layer: int) -> None:
+        """Count flips of spike op ``k`` (layer ``k // per_layer``) between PyTorch and ORT."""
+        for k, (w, g) in enumerate(zip(want, got)):
+            if g.shape != w.shape:
+                raise RuntimeError(f"spike op {self.names[k]}: shape {g.shape}, PyTorch's {w.shape}")
+            self.flips[k // per_layer] += int((g != w).sum())
+            self.sizes[k // per_layer] += w.size
+
+    def _votes(self, scores: np.ndarray, ref_scores: np.ndarray, scale: int) -> None:
+        diff = np.abs(np.rint(scores * scale) - np.rint(ref_scores * scale))
         self.max_vote_diff = max(self.max_vote_diff, int(diff.max()))
 
     def summary(self, max_flips: int, max_rate: float) -> dict[str, Any]:
