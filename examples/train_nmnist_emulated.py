@@ -144,6 +144,29 @@ def train(mnist_root: str, out: str, cache: str, config: str, epochs: int, seed:
     click.echo(json.dumps({"final": final}))
 
 
+@cli.command("widen")
+@click.argument("source", type=click.Path(file_okay=False, exists=True))
+@click.option("--model", "target", default="nmnist_compact_wide", show_default=True,
+              help="Registered architecture to widen into (convs an integer factor wider, FC sizes equal).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", type=float, default=0.01, show_default=True,
+              help="Perturbation of the copies' incoming weights, in units of the layer's weight sd.")
+def widen_command(source: str, target: str, out: str, seed: int, noise: float) -> None:
+    """Write SOURCE's network widened into MODEL (function-preserving up to NOISE; snnzoo.zoo.widen),
+    a checkpoint folder to start `train --set model=... --init OUT` from."""
+    from snnzoo.zoo.pretrained import load_folder
+    from snnzoo.zoo.registry import create_model
+    from snnzoo.zoo.training.checkpoint import export_folder
+    from snnzoo.zoo.widen import widen
+
+    src = load_folder(source).float().eval()
+    dst = widen(src, create_model(target, surrogate=src.config["model"]["surrogate"]).eval(), seed, noise)
+    export_folder(dst, out, {"widened_from": {"folder": str(source), "sha256": src.config["weights"]["sha256"],
+                                              "seed": seed, "noise": noise}})
+    click.echo(f"wrote {out}: {src.config['arch']} → {dst.config['arch']}")
+
+
 @cli.command("kfold-train")
 @click.option("--mnist-root", required=True, type=click.Path(file_okay=False), help="MNIST idx .gz folder.")
 @click.option("--real-root", required=True, type=click.Path(file_okay=False), help="Folder holding Train/<label>/*.bin.")
@@ -264,9 +287,15 @@ def _accuracy(y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
 @click.option("--emulated-test", type=int, default=2000, show_default=True,
               help="Evaluate on the emulated first N MNIST test images (0 = skip).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Emulation seed of the test streams.")
-def evaluate(model: str, data_root: str, emulated_test: int, seed: int) -> None:
+@click.option("--twins", default="", metavar="SEED,SEED,…",
+              help="Also score emulated streams of the recordings' own digits with these emulation seeds.")
+def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: str) -> None:
     """Accuracy of MODEL (checkpoint folder, .onnx or registry name) on the real recordings
-    (all, and those not used to calibrate the emulator) and on emulated MNIST test streams."""
+    (all, and those not used to calibrate the emulator) and on emulated MNIST test streams.
+
+    ``--twins`` separates the emulated-to-real gap from the network's own errors: the same
+    digits as the real recordings, emulated once per seed, scored alike; the last line counts
+    the real errors that are also errors on at least one twin."""
     root = Path(data_root)
     runner = load_runner(model, torch.device("cpu"))
     spec = runner.config["input"]["binning"]
@@ -284,6 +313,16 @@ def evaluate(model: str, data_root: str, emulated_test: int, seed: int) -> None:
         ds = EmulatedNMNIST(root / "mnist", "test", indices=range(emulated_test), seed=seed)
         xe, ye = ds.frames(spec["n_time_bins"], spec["mode"])
         rows[f"emulated_test_first_{emulated_test}"] = _accuracy(ye, _predict(runner, xe))
+    if twins:
+        real_wrong, twin_wrong = preds != y, np.zeros(len(y), bool)
+        for s in (int(v) for v in twins.split(",")):
+            ds = EmulatedNMNIST(root / "mnist", "train", indices=mnist_idx, seed=s)
+            xt, yt = ds.frames(spec["n_time_bins"], spec["mode"])
+            pt = _predict(runner, xt)
+            twin_wrong |= pt != y
+            rows[f"emulated_twins_seed{s}"] = _accuracy(yt, pt)
+        rows["real_errors_also_wrong_on_a_twin"] = {"n": int(real_wrong.sum()),
+                                                    "shared": int((real_wrong & twin_wrong).sum())}
     for name, r in rows.items():
         click.echo(json.dumps({"model": model, "set": name, **r}))
 

@@ -92,10 +92,9 @@ def wu2019_cifar10(**kw: Any) -> SpikingNet:
 
 
 # ---- compact variants (the published checkpoints fit the repo's 40 MB budget) -------------
-def _nmnist_compact_cfg(weights: dict) -> dict[str, Any]:
+def _nmnist_compact_cfg(weights: dict | None, arch: str = "32C3-AP2-64C3-AP2-256FC-Voting") -> dict[str, Any]:
     """The compact N-MNIST net's config; its published checkpoints differ only in their weights."""
-    return _cfg("32C3-AP2-64C3-AP2-256FC-Voting", "nmnist", _events((34, 34, 2), 8), DIGITS, input_m2=0.1,
-                weights=weights)
+    return _cfg(arch, "nmnist", _events((34, 34, 2), 8), DIGITS, input_m2=0.1, weights=weights)
 
 
 _nmnist_compact = _nmnist_compact_cfg({"file": "nmnist_compact/model.safetensors",
@@ -117,6 +116,17 @@ def nmnist_compact_real(**kw: Any) -> SpikingNet:
     """``nmnist_compact`` fine-tuned on all 1,000 real N-MNIST recordings we hold plus emulated
     streams (recipe R2, k-fold estimate on the card); same architecture and speed."""
     return _build("nmnist_compact_real", _nmnist_compact_real, kw)
+
+
+_nmnist_compact_wide = _nmnist_compact_cfg(None, "64C3-AP2-128C3-AP2-256FC-Voting")
+
+
+@register_model(_nmnist_compact_wide)
+def nmnist_compact_wide(**kw: Any) -> SpikingNet:
+    """``nmnist_compact`` with both convs twice as wide, T=8: 64C3-AP2-128C3-AP2-256FC-Voting
+    (2.20 M params + 0.11 M NeuNorm scales, 4.6 MB fp16); trained from a widened ``nmnist_compact``
+    (:func:`snnzoo.zoo.widen.widen`)."""
+    return _build("nmnist_compact_wide", _nmnist_compact_wide, kw)
 
 
 _cifar10_compact = _cfg("128C3(enc)-256C3-AP2-256C3-AP2-512C3-AP2-512FC-Voting", "cifar10",
