@@ -157,6 +157,10 @@ def test_emulated_dataset_split_and_cache(shared_data, tmp_path):
                           randomization=Randomization(contrast_sd=0.3))
     xr, _ = rand.frames(8, "binary", progress=False)
     assert len(list(tmp_path.glob("*.npz"))) == 4 and not np.array_equal(xr, x)
+    # equal spreads written as int or float reuse those entries
+    same = EmulatedNMNIST(root, "test", indices=range(5), cache_dir=tmp_path, chunk=3,
+                          randomization=Randomization(contrast_sd=0.3, timing_sd_us=0))
+    assert np.array_equal(same.frames(8, "binary", progress=False)[0], xr) and len(list(tmp_path.glob("*.npz"))) == 4
     off = EmulatedNMNIST(root, "test", indices=range(5), cache_dir=tmp_path, chunk=3, randomization=Randomization())
     assert np.array_equal(off.frames(8, "binary", progress=False)[0], x) and len(list(tmp_path.glob("*.npz"))) == 4
 

@@ -89,6 +89,9 @@ class Randomization:
     timing_sd_us: float = 0.0  # σ_τ: shift of each saccade window's start and end (µs)
 
     def __post_init__(self) -> None:
+        # floats, so that equal spreads give one cache key (``2000`` and ``2000.0`` would not)
+        object.__setattr__(self, "contrast_sd", float(self.contrast_sd))
+        object.__setattr__(self, "timing_sd_us", float(self.timing_sd_us))
         if self.contrast_sd < 0 or self.timing_sd_us < 0:
             raise ValueError(f"domain randomisation spreads must be ≥ 0, got contrast_sd={self.contrast_sd}, "
                              f"timing_sd_us={self.timing_sd_us}")

@@ -124,8 +124,9 @@ _nmnist_compact_wide = _nmnist_compact_cfg(None, "64C3-AP2-128C3-AP2-256FC-Votin
 @register_model(_nmnist_compact_wide)
 def nmnist_compact_wide(**kw: Any) -> SpikingNet:
     """``nmnist_compact`` with both convs twice as wide, T=8: 64C3-AP2-128C3-AP2-256FC-Voting
-    (2.20 M params + 0.11 M NeuNorm scales, 4.6 MB fp16); trained from a widened ``nmnist_compact``
-    (:func:`snnzoo.zoo.widen.widen`)."""
+    (2.20 M params + 0.11 M NeuNorm scales, 4.6 MB fp16), to train from a widened ``nmnist_compact``
+    (:func:`snnzoo.zoo.widen.widen`). No published weights: its first run (2 epochs from stage 6) was
+    level with ``nmnist_compact`` on emulated validation (see nmnist_compact's card)."""
     return _build("nmnist_compact_wide", _nmnist_compact_wide, kw)
 
 
