@@ -280,6 +280,14 @@ def _accuracy(y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
     return {"n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n))}
 
 
+def _seeds(text: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]`` (``--twins``)."""
+    try:
+        return [int(v) for v in text.split(",")] if text else []
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected comma-separated integers", param_hint="--twins") from None
+
+
 @cli.command("eval")
 @click.argument("model")
 @click.option("--data-root", required=True, type=click.Path(file_okay=False),
@@ -287,9 +295,9 @@ def _accuracy(y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
 @click.option("--emulated-test", type=int, default=2000, show_default=True,
               help="Evaluate on the emulated first N MNIST test images (0 = skip).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Emulation seed of the test streams.")
-@click.option("--twins", default="", metavar="SEED,SEED,…",
+@click.option("--twins", default="", metavar="SEED,SEED,…", callback=lambda _c, _p, v: _seeds(v),
               help="Also score emulated streams of the recordings' own digits with these emulation seeds.")
-def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: str) -> None:
+def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: list[int]) -> None:
     """Accuracy of MODEL (checkpoint folder, .onnx or registry name) on the real recordings
     (all, and those not used to calibrate the emulator) and on emulated MNIST test streams.
 
@@ -315,7 +323,7 @@ def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: s
         rows[f"emulated_test_first_{emulated_test}"] = _accuracy(ye, _predict(runner, xe))
     if twins:
         real_wrong, twin_wrong = preds != y, np.zeros(len(y), bool)
-        for s in (int(v) for v in twins.split(",")):
+        for s in twins:
             ds = EmulatedNMNIST(root / "mnist", "train", indices=mnist_idx, seed=s)
             xt, yt = ds.frames(spec["n_time_bins"], spec["mode"])
             pt = _predict(runner, xt)

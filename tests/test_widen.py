@@ -2,10 +2,19 @@
 function, the copies are made different when asked, and mismatched shapes are refused."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
+import snnzoo
+from snnzoo.runtime.binning import bin_events
 from snnzoo.zoo.network import SpikingNet
+from snnzoo.zoo.pretrained import load_folder
 from snnzoo.zoo.widen import widen
 
 MODEL = dict(in_shape=(2, 12, 12), num_classes=4, time_steps=4, neunorm=True, k=0.2, v_th=0.5,
@@ -25,8 +34,7 @@ def _narrow() -> SpikingNet:
 def _spikes(net: SpikingNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Every LIF layer's spikes ``[T, B, ...]``."""
     out: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: out.append(o.detach()))
-             for m in net.modules() if type(m).__name__ == "LIF"]
+    hooks = [m.register_forward_hook(lambda m, i, o: out.append(o.detach())) for _, m in net.lif_layers()]
     with torch.no_grad():
         net(x)
     for h in hooks:
@@ -69,17 +77,6 @@ def test_widen_command_writes_a_checkpoint_that_predicts_as_the_bundled_model(tm
     """examples/train_nmnist_emulated.py widen → a loadable nmnist_compact_wide folder that, without
     noise, predicts the bundled samples as nmnist_compact does (its fp16 file rounds the split
     weights α·w, which may flip a voting spike: scores within one spike, 1/(T·10))."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-
-    import snnzoo
-    from snnzoo.runtime.binning import bin_events
-    from snnzoo.zoo.pretrained import load_folder
-
     root = Path(__file__).parents[1]
     r = subprocess.run([sys.executable, str(root / "examples" / "train_nmnist_emulated.py"), "widen",
                         str(root / "zoo" / "weights" / "nmnist_compact"), "--out", str(tmp_path / "wide"),

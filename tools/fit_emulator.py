@@ -33,10 +33,12 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, emulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from emulator_fidelity import frame_iou  # noqa: E402  (the fidelity table's per-sample IoU)
 
 SPAN_US = 320_000
 
@@ -95,13 +97,6 @@ def _valid(params: EmulatorParams) -> bool:
     return all(0.0 < r <= 0.5 for r in params.ramp)
 
 
-def frame_iou(a: list[np.ndarray], b: list[np.ndarray], steps: int = 8) -> float:
-    """Mean IoU of the binary ``[T, 2, 34, 34]`` frames of paired streams."""
-    fa = np.stack([bin_events(e, SENSOR_SIZE, n_time_bins=steps, mode="binary") for e in a])
-    fb = np.stack([bin_events(e, SENSOR_SIZE, n_time_bins=steps, mode="binary") for e in b])
-    return float(((fa * fb).sum((1, 2, 3, 4)) / np.maximum(np.maximum(fa, fb).sum((1, 2, 3, 4)), 1)).mean())
-
-
 def rate_profile(events: list[np.ndarray], bin_us: int = 5_000) -> np.ndarray:
     """Mean event rate (events/ms) per ``bin_us`` window over ``[0, SPAN_US)``."""
     k = SPAN_US // bin_us
@@ -121,7 +116,10 @@ def main(data_root: str, n: int, start: int, bin_ms: int, rounds: int, check: st
     root = Path(data_root)
     files = {int(f.stem) - 1: f for f in (root / "nmnist" / "Train").glob("*/*.bin")}
     wanted = list(range(start, start + n))
-    held = list(range(*map(int, check.split(":")))) if check else []
+    try:
+        held = list(range(*map(int, check.split(":")))) if check else []
+    except (TypeError, ValueError):
+        raise click.BadParameter(f"{check!r}: expected START:STOP", param_hint="--check") from None
     if not files or any(i not in files for i in wanted + held):
         click.echo(f"snnzoo: error: {root / 'nmnist' / 'Train'}: recordings of MNIST train {start}–{start + n - 1} "
                    f"{'and ' + check + ' ' if check else ''}not all present", err=True)
@@ -178,7 +176,7 @@ def main(data_root: str, n: int, start: int, bin_ms: int, rounds: int, check: st
             em = emulate(images[held], seed=0, keys=held, params=p)
             err = np.abs(rate_profile(em) - rate_profile(real_held)).sum() * 5
             click.echo(f"  {name:8s} L {loss(frames, em, bin_us):.4f}, rate-profile error {err:.0f} events, "
-                       f"T=8 binary frame IoU {frame_iou(real_held, em):.4f}")
+                       f"T=8 binary frame IoU {frame_iou(real_held, em).mean():.4f}")
 
 
 if __name__ == "__main__":

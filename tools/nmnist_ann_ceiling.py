@@ -38,7 +38,7 @@ from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.emulator import Randomization
 from snnzoo.zoo.entrypoints import get_pretrained_cfg
-from snnzoo.zoo.training.data import holdout_split, load_frames, open_dataset
+from snnzoo.zoo.training.data import augment, holdout_split, load_frames, open_dataset
 
 
 def ann(channels: int = 16, size: int = 34) -> nn.Module:
@@ -46,14 +46,6 @@ def ann(channels: int = 16, size: int = 34) -> nn.Module:
         return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
     return nn.Sequential(*block(channels, 64), *block(64, 128), nn.Flatten(),
                          nn.Linear(128 * (size // 4) ** 2, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def shift(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
-    """Per sample, a random translation of up to ``pad`` pixels with zero fill."""
-    h, w = x.shape[-2:]
-    p = nn.functional.pad(x, (pad, pad, pad, pad))
-    off = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=gen).tolist()
-    return torch.stack([p[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(off)])
 
 
 @torch.no_grad()
@@ -76,7 +68,7 @@ def fit(net: nn.Module, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv
         t0, order = time.perf_counter(), torch.randperm(len(xt), generator=gen)
         for i in tqdm(range(0, len(xt), batch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False):
             idx = order[i:i + batch]
-            xb = shift(xt[idx].flatten(1, 2).float(), 2, gen)
+            xb = augment(xt[idx].flatten(1, 2).float(), "events", {"shift": 2}, gen)  # the SNN's shifts
             loss = nn.functional.cross_entropy(net(xb), yt[idx])
             opt.zero_grad()
             loss.backward()

@@ -93,7 +93,7 @@ def wu2019_cifar10(**kw: Any) -> SpikingNet:
 
 # ---- compact variants (the published checkpoints fit the repo's 40 MB budget) -------------
 def _nmnist_compact_cfg(weights: dict | None, arch: str = "32C3-AP2-64C3-AP2-256FC-Voting") -> dict[str, Any]:
-    """The compact N-MNIST net's config; its published checkpoints differ only in their weights."""
+    """The compact N-MNIST net's config (``arch``: the widths); its checkpoints differ only in their weights."""
     return _cfg(arch, "nmnist", _events((34, 34, 2), 8), DIGITS, input_m2=0.1, weights=weights)
 
 
