@@ -5,6 +5,7 @@
         --out runs/nmnist_compact_emulated --epochs 2 --compile
     python examples/train_nmnist_emulated.py eval runs/nmnist_compact_emulated \\
         --data-root ../shared/data --emulated-test 2000
+    python examples/train_nmnist_emulated.py val runs/A runs/B --mnist-root ../shared/data/mnist
 
 K-fold fine-tuning on the real recordings (``nmnist_compact_real``; zoo/training/kfold.py):
 
@@ -280,12 +281,12 @@ def _accuracy(y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
     return {"n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n))}
 
 
-def _seeds(text: str) -> list[int]:
-    """``"0,1,2"`` → ``[0, 1, 2]`` (``--twins``)."""
+def _seeds(text: str, option: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]`` (``--twins``, ``--seeds``)."""
     try:
         return [int(v) for v in text.split(",")] if text else []
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected comma-separated integers", param_hint="--twins") from None
+        raise click.BadParameter(f"{text!r}: expected comma-separated integers", param_hint=option) from None
 
 
 @cli.command("eval")
@@ -295,7 +296,7 @@ def _seeds(text: str) -> list[int]:
 @click.option("--emulated-test", type=int, default=2000, show_default=True,
               help="Evaluate on the emulated first N MNIST test images (0 = skip).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Emulation seed of the test streams.")
-@click.option("--twins", default="", metavar="SEED,SEED,…", callback=lambda _c, _p, v: _seeds(v),
+@click.option("--twins", default="", metavar="SEED,SEED,…", callback=lambda _c, p, v: _seeds(v, p.opts[0]),
               help="Also score emulated streams of the recordings' own digits with these emulation seeds.")
 def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: list[int]) -> None:
     """Accuracy of MODEL (checkpoint folder, .onnx or registry name) on the real recordings
@@ -333,6 +334,25 @@ def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: l
                                                     "shared": int((real_wrong & twin_wrong).sum())}
     for name, r in rows.items():
         click.echo(json.dumps({"model": model, "set": name, **r}))
+
+
+@cli.command("val")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--mnist-root", required=True, type=click.Path(file_okay=False))
+@click.option("--seeds", default="1,2", show_default=True, callback=lambda _c, p, v: _seeds(v, p.opts[0]),
+              help="Emulation seeds of the (unrandomised) validation streams.")
+def validate(models: tuple[str, ...], mnist_root: str, seeds: list[int]) -> None:
+    """Correct counts of MODELS (checkpoint folders, .onnx or registry names) on the held-out
+    validation images (the stratified 10 %, split seed 0, of MNIST train 1000–59999: 5,901) as plain
+    emulated streams, per emulation seed and pooled: what chose stages 6 and 7 of ``nmnist_compact``."""
+    pool = EmulatedNMNIST(Path(mnist_root), "train")
+    va = pool.indices[holdout_split(pool.labels, 0.1, 0)[1]]
+    frames = {s: EmulatedNMNIST(Path(mnist_root), "train", indices=va, seed=s).frames(8, "binary") for s in seeds}
+    for model in models:
+        runner = load_runner(model, torch.device("cpu"))
+        counts = {s: int((_predict(runner, x) == y).sum()) for s, (x, y) in frames.items()}
+        click.echo(json.dumps({"model": model, "n": len(va) * len(seeds), "correct": sum(counts.values()),
+                               "per_seed": {str(s): {"n": len(va), "correct": c} for s, c in counts.items()}}))
 
 
 if __name__ == "__main__":

@@ -61,3 +61,10 @@ def test_baseline_folds_add_up_to_the_recorded_real_accuracy(nmnist_root):
     base = json.loads((cards / "nmnist_compact_real" / "kfold_baseline_nmnist_compact.json").read_text())
     assert [f["n"] for f in base["per_fold"]] == [200] * 5 and base["k"] == 5
     assert sum(f["correct"] for f in base["per_fold"]) == base["correct"] == int(np.trace(base["confusion"]))
+
+
+def test_val_and_eval_refuse_bad_seed_lists_naming_the_option():
+    for command, option in (("val", "--seeds"), ("eval", "--twins")):
+        extra = ("--mnist-root",) if command == "val" else ("--data-root",)
+        r = _run(command, "nmnist_compact", *extra, ".", option, "1,a")
+        assert r.returncode == 2 and f"Invalid value for {option}: '1,a'" in r.stderr

@@ -297,3 +297,29 @@ def test_init_starts_from_a_folder_and_freeze_bn_keeps_the_running_stats(tmp_pat
     r = train_cli("nmnist_compact", "--out", str(tmp_path / "bad"), "--init", str(first), *base)
     assert r.returncode == 2 and f"{first}: train.init weights do not fit" in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_event_rotate_zoom_moves_counts_about_the_centre():
+    x = torch.zeros(64, 3, 2, 9, 9, dtype=torch.uint8)
+    x[:, :, :, 4, 4] = 2  # the centre pixel (a fixed point of every rotation and zoom)
+    x[:, :, :, 4, 7] = 1  # 3 px right of it
+    cfg = {"shift": 0, "rotate": 30, "zoom": 0.2}
+    out = augment(x, "events", cfg, batch_generator(0, 0, 0, 0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert (out[:, :, :, 4, 4] == 2).all()  # the centre stays, and its count is not blended
+    assert set(torch.unique(out).tolist()) <= {0, 1, 2}
+    angles, radii = [], []
+    for o in out:
+        assert torch.equal(o, o[:1, :1].expand_as(o))  # every frame and polarity moved alike
+        ys, xs = torch.nonzero(o[0, 0] == 1, as_tuple=True)
+        if len(ys) == 0:  # a zoom-out can skip the single pixel
+            continue
+        dy, dx = ys.float().mean() - 4, xs.float().mean() - 4
+        angles.append(math.degrees(math.atan2(dy, dx)))
+        radii.append(math.hypot(dy, dx))
+    assert max(abs(a) for a in angles) <= 30 + 20  # ±30° plus nearest-pixel rounding at radius ~3
+    assert min(radii) >= 3 * 0.8 - 0.75 and max(radii) <= 3 * 1.2 + 0.75
+    assert len({round(a) for a in angles}) > 3  # the angles vary per sample
+    assert torch.equal(out, augment(x, "events", cfg, batch_generator(0, 0, 0, 0)))  # seeded
+    plain = augment(x, "events", {"shift": 2}, batch_generator(0, 0, 0, 0))
+    assert torch.equal(plain, augment(x, "events", {"shift": 2, "rotate": 0, "zoom": 0}, batch_generator(0, 0, 0, 0)))

@@ -20,7 +20,8 @@ recordings' digits are as images, with no events involved.
 Measured (2026-12-01, this AVX2 CPU, 2 threads, 12 epochs, ~2.9 min each): frames → held-out
 emulated 99.36 % (SNN nmnist_compact 99.03 %), real recordings 98.40 % (SNN 98.30 %), emulated
 twins seed 0 98.80 % (SNN 98.90 %). ``--images``: held-out 99.44 %, MNIST test 99.45 %, but MNIST
-train 0–999 only 99.10 %: the recordings' digits are harder than MNIST test for this CNN too.
+train 0–999 only 99.10 %. That gap is mostly this CNN's weakness: a strong one
+(tools/nmnist_strong_ceiling.py) gets 99.65 % and 99.60 %.
 """
 from __future__ import annotations
 

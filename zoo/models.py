@@ -98,7 +98,7 @@ def _nmnist_compact_cfg(weights: dict | None, arch: str = "32C3-AP2-64C3-AP2-256
 
 
 _nmnist_compact = _nmnist_compact_cfg({"file": "nmnist_compact/model.safetensors",
-                                       "sha256": "3a9ec561d522e800d77404c10c944470323211b58f43ad0387e4c6c1d36deb63"})
+                                       "sha256": "34697b4b67f385352ccffedb691fcf9d488120dfac1680dc206e9d3310e05d3b"})
 
 
 @register_model(_nmnist_compact)

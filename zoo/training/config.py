@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
         "limit": 0,  # use a seeded random subset of this many training samples (0 = all)
         "augment": False,
         "shift": 2,  # events: max random translation in pixels
+        "rotate": 0.0,  # events: max random rotation in degrees (0 = off)
+        "zoom": 0.0,  # events: max random zoom, as a fraction (0.1 = ×0.9 to ×1.1; 0 = off)
         "crop_padding": 4,  # images: random crop after zero padding
         "flip": True,  # images: random horizontal flip
         "cutout": 0,  # images: zero a random cutout × cutout square (clipped at the border; 0 = off)

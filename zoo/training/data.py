@@ -7,6 +7,7 @@ Each epoch then only indexes, augments and converts batches.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,32 @@ def _pad_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
     return torch.stack([padded[i, ..., oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offsets.tolist())])
 
 
+def _rotate_zoom(x: torch.Tensor, degrees: float, zoom: float, gen: torch.Generator) -> torch.Tensor:
+    """Per sample, rotate by ``θ ~ U(−degrees, degrees)`` and scale by ``s ~ U(1 − zoom, 1 + zoom)``
+    about the frame centre, all leading dims (time, polarity) alike: output pixel ``p`` takes the
+    input pixel nearest to ``R(−θ)·p / s`` (centred coordinates), zero outside. Nearest neighbour:
+    spike counts are moved (a zoom also repeats or skips a few pixels), never blended."""
+    n = len(x)
+    theta = (torch.rand(n, generator=gen) * 2 - 1) * (degrees * math.pi / 180)
+    s = 1 + (torch.rand(n, generator=gen) * 2 - 1) * zoom
+    cos, sin = torch.cos(theta) / s, torch.sin(theta) / s
+    zero = torch.zeros(n)
+    affine = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)
+    flat = x.reshape(n, -1, *x.shape[-2:]).float()
+    grid = torch.nn.functional.affine_grid(affine, list(flat.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(flat, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype).reshape(x.shape)
+
+
 def augment(x: torch.Tensor, kind: str, data_cfg: dict[str, Any], gen: torch.Generator) -> torch.Tensor:
-    """Events: random spatial shift of up to ``shift`` pixels (all T frames alike).
+    """Events: random rotation of up to ``rotate`` degrees and zoom of up to ``±zoom`` (off by
+    default), then a random spatial shift of up to ``shift`` pixels (all T frames alike).
     Images: random crop after ``crop_padding`` zero padding, random horizontal flip, then cutout
     (DeVries & Taylor, 2017): a ``cutout``-sided square of zeros centred on a uniformly drawn pixel,
     clipped at the border."""
     if kind == "events":
+        if data_cfg.get("rotate", 0) > 0 or data_cfg.get("zoom", 0) > 0:
+            x = _rotate_zoom(x, data_cfg.get("rotate", 0), data_cfg.get("zoom", 0), gen)
         return _pad_crop(x, data_cfg["shift"], gen) if data_cfg["shift"] > 0 else x
     if data_cfg["crop_padding"] > 0:
         x = _pad_crop(x, data_cfg["crop_padding"], gen)
