@@ -5,7 +5,7 @@
         [--contrast-sd 0.12 --timing-sd-ms 4]
 
 Rows (mean ± sd over samples): events per sample, ON fraction, duration, spatial spread (sd of
-x and y), active pixels, events per active pixel, the event rate in 30 ms windows, and — paired —
+x and y), active pixels and events per active pixel (all, then per polarity p = 0 / 1), the event rate in 30 ms windows, and — paired —
 the correlation of per-sample event counts and the overlap (IoU) of binary frames binned as the
 model sees them (T = 8). The emulator's defaults were fitted on images 0–199; ``--start 200``
 measures on recordings the fit never saw. With ``--contrast-sd`` / ``--timing-sd-ms`` a third
@@ -26,22 +26,25 @@ from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.emulator import SENSOR_SIZE, Randomization, emulate
 
 WINDOW_US = 30_000
+STATS = ("events", "on_fraction", "duration_ms", "x_sd", "y_sd", "active_pixels", "events_per_active_pixel",
+         "active_pixels_p0", "events_per_active_pixel_p0", "active_pixels_p1", "events_per_active_pixel_p1")
 
 
 def stream_stats(events: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Per-sample statistics of a list of event streams."""
-    rows: dict[str, list[float]] = {k: [] for k in ("events", "on_fraction", "duration_ms", "x_sd", "y_sd",
-                                                     "active_pixels", "events_per_active_pixel")}
+    rows: dict[str, list[float]] = {k: [] for k in STATS}
     rates = []
     for ev in events:
-        pix = np.bincount(ev["y"].astype(np.int64) * SENSOR_SIZE[0] + ev["x"], minlength=34 * 34)
         rows["events"].append(len(ev))
         rows["on_fraction"].append(ev["p"].mean())
         rows["duration_ms"].append((ev["t"][-1] - ev["t"][0]) / 1000)
         rows["x_sd"].append(ev["x"].std())
         rows["y_sd"].append(ev["y"].std())
-        rows["active_pixels"].append((pix > 0).sum())
-        rows["events_per_active_pixel"].append(len(ev) / max((pix > 0).sum(), 1))
+        for suffix, sel in (("", slice(None)), ("_p0", ev["p"] == 0), ("_p1", ev["p"] == 1)):
+            e = ev[sel]
+            active = int((np.bincount(e["y"].astype(np.int64) * SENSOR_SIZE[0] + e["x"], minlength=34 * 34) > 0).sum())
+            rows["active_pixels" + suffix].append(active)
+            rows["events_per_active_pixel" + suffix].append(len(e) / max(active, 1))
         rates.append(np.bincount(np.minimum(ev["t"] // WINDOW_US, 10), minlength=11) / (WINDOW_US / 1000))
     out = {k: np.asarray(v, float) for k, v in rows.items()}
     out["rate"] = np.asarray(rates)
@@ -88,12 +91,13 @@ def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timi
         elapsed = time.perf_counter() - t0
         click.echo(f"{name}: {n} streams in {elapsed:.2f} s ({1000 * elapsed / n:.1f} ms per digit)")
     stats = {name: stream_stats(ev) for name, ev in columns.items()}
-    fmt = {"events": ".0f", "duration_ms": ".1f", "active_pixels": ".0f"}
+    fmt = {"events": ".0f", "duration_ms": ".1f", "active_pixels": ".0f", "active_pixels_p0": ".0f",
+           "active_pixels_p1": ".0f"}
     extra = f"; randomised: {rand}" if rand.active else ""
     click.echo(f"\nN-MNIST real vs emulated: MNIST train {start}–{start + n - 1} (n = {n}, paired), "
                f"emulation seed {seed}{extra}; mean ± sd over samples\n")
     click.echo(f"{'statistic':28s}" + "".join(f" {name:>20s}" for name in columns))
-    for k in ("events", "on_fraction", "duration_ms", "x_sd", "y_sd", "active_pixels", "events_per_active_pixel"):
+    for k in STATS:
         f = fmt.get(k, ".2f")
         click.echo(f"{k:28s}" + "".join(f" {_ms(st[k], f):>20s}" for st in stats.values()))
     click.echo(f"\nevent rate (events/ms) per {WINDOW_US // 1000} ms window:")
