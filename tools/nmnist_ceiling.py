@@ -21,7 +21,8 @@ split, split seed 0), batch 128, and print the held-out accuracy per epoch:
   recordings' digits as images).
 - ``--input frames``: nmnist_compact's T=8 binary frames of emulation-seed-2 streams with domain
   randomisation, stacked as 16 channels at 34×34 (validation: the seed-2 plain streams); then the
-  1,000 real recordings and the emulated twins of their digits (seed 0).
+  1,000 real recordings and the emulated twins of their digits (seed 0). ``--input merged``: the
+  same with both polarities OR-ed into one channel per time bin (8 channels).
 
 ``kfold`` fine-tunes a saved frames CNN on the real recordings, 5 stratified folds (fold seed 0,
 nmnist_compact_real's folds); per fold 3 epochs of 6,000 emulated training streams + the 800
@@ -119,10 +120,11 @@ class Recipe:
 
 
 RECIPES = {
-    "compact": Recipe(compact_cnn, 1e-3, False, 0.0, {"images": shifts, "frames": shifts}),
-    "strong": Recipe(strong_cnn, 2e-3, True, 0.1, {"images": random_affine, "frames": event_augment}),
+    "compact": Recipe(compact_cnn, 1e-3, False, 0.0, {"images": shifts, "frames": shifts, "merged": shifts}),
+    "strong": Recipe(strong_cnn, 2e-3, True, 0.1,
+                     {"images": random_affine, "frames": event_augment, "merged": event_augment}),
 }
-SHAPES = {"images": (1, 28), "frames": (16, 34)}
+SHAPES = {"images": (1, 28), "frames": (16, 34), "merged": (8, 34)}
 
 
 @torch.no_grad()
@@ -174,8 +176,9 @@ class FrameData:
     twins: torch.Tensor  # their digits emulated (seed 0), same order
 
 
-def load_frame_data(mnist_root: Path, real_root: Path, cache: str) -> FrameData:
-    """nmnist_compact's frames: training/held-out emulated streams, real recordings and their twins."""
+def load_frame_data(mnist_root: Path, real_root: Path, cache: str, merged: bool = False) -> FrameData:
+    """nmnist_compact's frames: training/held-out emulated streams, real recordings and their twins;
+    ``merged``: both polarities OR-ed into one channel, ``[N, T, 1, H, W]``."""
     pool = EmulatedNMNIST(mnist_root, "train").indices
     x_held, y = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=2, cache_dir=cache).frames(8, "binary")
     x_train = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=2, cache_dir=cache,
@@ -186,8 +189,9 @@ def load_frame_data(mnist_root: Path, real_root: Path, cache: str) -> FrameData:
     real = load_frames(ds, spec, progress=False)
     mnist_idx = np.array([int(Path(f).stem) - 1 for f in ds.files])  # 00001.bin = MNIST train image 0
     twins = EmulatedNMNIST(mnist_root, "train", indices=mnist_idx, seed=0).frames(8, "binary", progress=False)[0]
-    return FrameData(torch.from_numpy(x_train[tr]), torch.from_numpy(y[tr]).long(), torch.from_numpy(x_held[va]),
-                     y[va], real.x, real.y.numpy(), torch.from_numpy(twins))
+    one = (lambda x: x.amax(2, keepdim=True)) if merged else (lambda x: x)  # noqa: E731
+    return FrameData(one(torch.from_numpy(x_train[tr])), torch.from_numpy(y[tr]).long(),
+                     one(torch.from_numpy(x_held[va])), y[va], one(real.x), real.y.numpy(), one(torch.from_numpy(twins)))
 
 
 data_options = [
@@ -241,7 +245,7 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, mnist_r
         click.echo(f"seed {seed}: {score('MNIST test', predict(model, images(test_x)), test_y)}, "
                    f"{score('MNIST train 0–999', predict(model, images(train_x[:1000])), train_y[:1000])}")
     else:
-        d = load_frame_data(root, Path(real_root), need_cache(cache))
+        d = load_frame_data(root, Path(real_root), need_cache(cache), merged=kind == "merged")
         model = recipe.build(*SHAPES[kind])
         fit(model, recipe, recipe.augment[kind], d.train, d.y_train, epochs, seed, held=(d.held, d.y_held))
         click.echo(f"seed {seed}: {score('real recordings', predict(model, d.real), d.y_real)}")
@@ -267,16 +271,17 @@ def kfold(base: str, arm: str, json_out: str, k: int, fold_seed: int, epochs: in
     """Fine-tune the frames CNN BASE per fold and score each fold's held-out real recordings."""
     torch.set_num_threads(threads)
     saved = torch.load(base, weights_only=True)
-    if saved["input"] != "frames":
-        raise click.UsageError(f"{base}: a {saved['input']} network; kfold fine-tunes a frames one")
+    kind = saved["input"]
+    if kind == "images":
+        raise click.UsageError(f"{base}: an images network; kfold fine-tunes one of event frames")
     recipe = RECIPES[saved["net"]]
-    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache))
+    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged")
     folds = stratified_folds(d.y_real, k, fold_seed)
     fine = d.real if arm == "real" else d.twins
     pred, base_pred = np.full(len(d.y_real), -1), np.full(len(d.y_real), -1)
     for f in range(k):
         tr, held = fold_split(folds, f)
-        net = recipe.build(*SHAPES["frames"])
+        net = recipe.build(*SHAPES[kind])
         net.load_state_dict(saved["state"])
         base_pred[held] = predict(net, d.real[held]).numpy()
         emu = torch.from_numpy(np.random.default_rng(f).choice(len(d.train), emulated, replace=False))
@@ -284,7 +289,7 @@ def kfold(base: str, arm: str, json_out: str, k: int, fold_seed: int, epochs: in
         x = torch.cat([d.train[emu], fine[reps]])
         y = torch.cat([d.y_train[emu], torch.from_numpy(d.y_real[reps]).long()])
         torch.manual_seed(f)
-        fit(net, recipe, recipe.augment["frames"], x, y, epochs, f, lr=lr)
+        fit(net, recipe, recipe.augment[kind], x, y, epochs, f, lr=lr)
         pred[held] = predict(net, d.real[held]).numpy()
         click.echo(f"fold {f} ({arm}): {score('held-out', torch.from_numpy(pred[held]), d.y_real[held])}, "
                    f"base {score('', torch.from_numpy(base_pred[held]), d.y_real[held])}")
@@ -320,11 +325,12 @@ def swap(base: str, mnist_root: str, real_root: str, cache: str | None, threads:
     """Correct counts of the frames CNN BASE on real recordings and twins with one bin or polarity exchanged."""
     torch.set_num_threads(threads)
     saved = torch.load(base, weights_only=True)
-    if saved["input"] != "frames":
-        raise click.UsageError(f"{base}: a {saved['input']} network; swap scores a frames one")
-    net = RECIPES[saved["net"]].build(*SHAPES["frames"])
+    kind = saved["input"]
+    if kind == "images":
+        raise click.UsageError(f"{base}: an images network; swap scores one of event frames")
+    net = RECIPES[saved["net"]].build(*SHAPES[kind])
     net.load_state_dict(saved["state"])
-    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache))
+    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged")
     y = torch.from_numpy(d.y_real)
     hits = lambda x: int((predict(net, x) == y).sum())  # noqa: E731
     click.echo(f"real {hits(d.real)}/{len(y)}, twins {hits(d.twins)}/{len(y)}")
