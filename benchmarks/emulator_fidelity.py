@@ -5,9 +5,9 @@
         [--contrast-sd 0.12 --timing-sd-ms 4]
 
 Rows (mean ± sd over samples): events per sample, ON fraction, duration, spatial spread (sd of
-x and y), active pixels and events per active pixel (all, then per polarity p = 0 / 1), the event rate in 30 ms windows, and — paired —
-the correlation of per-sample event counts and the overlap (IoU) of binary frames binned as the
-model sees them (T = 8). The emulator's defaults were fitted on images 0–199; ``--start 200``
+x and y), active pixels and events per active pixel (all, then per polarity p = 0 / 1), the event
+rate in 30 ms windows, and — paired — the correlation of per-sample event counts and the overlap
+(IoU) of binary frames binned as the model sees them (T = 8). The emulator's defaults were fitted on images 0–199; ``--start 200``
 measures on recordings the fit never saw. With ``--contrast-sd`` / ``--timing-sd-ms`` a third
 column shows the same images emulated with domain randomisation.
 """

@@ -118,13 +118,16 @@ class Recipe:
     lr: float
     one_cycle: bool  # else cosine to 0
     smoothing: float
-    augment: dict[str, Augment]  # per input kind
+    images: Augment
+    events: Augment  # frames and merged alike
+
+    def augment(self, kind: str) -> Augment:
+        return self.images if kind == "images" else self.events
 
 
 RECIPES = {
-    "compact": Recipe(compact_cnn, 1e-3, False, 0.0, {"images": shifts, "frames": shifts, "merged": shifts}),
-    "strong": Recipe(strong_cnn, 2e-3, True, 0.1,
-                     {"images": random_affine, "frames": event_augment, "merged": event_augment}),
+    "compact": Recipe(compact_cnn, 1e-3, False, 0.0, shifts, shifts),
+    "strong": Recipe(strong_cnn, 2e-3, True, 0.1, random_affine, event_augment),
 }
 SHAPES = {"images": (1, 28), "frames": (16, 34), "merged": (8, 34)}
 
@@ -210,6 +213,14 @@ def with_data_options(f: Callable) -> Callable:
     return f
 
 
+def load_events_net(base: str, command: str) -> tuple[Recipe, str, dict[str, torch.Tensor]]:
+    """``(recipe, input kind, weights)`` of a network saved by ``train --save``; refuses an images one."""
+    saved = torch.load(base, weights_only=True)
+    if saved["input"] == "images":
+        raise click.UsageError(f"{base}: an images network; {command} needs one of event frames")
+    return RECIPES[saved["net"]], saved["input"], saved["state"]
+
+
 def need_cache(cache: str | None) -> str:
     if cache is None:
         raise click.UsageError("frames need --cache (the emulation cache of the compact net's training streams)")
@@ -242,14 +253,14 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, mnist_r
         images = lambda a: torch.from_numpy(a[:, None, None] / np.float32(255))  # noqa: E731  [N, 1, 1, 28, 28]
         x = images(train_x[pool])
         model = recipe.build(*SHAPES[kind])  # after the data, as when the numbers above were measured
-        fit(model, recipe, recipe.augment[kind], x[tr], torch.from_numpy(train_y[pool][tr]).long(), epochs, seed,
+        fit(model, recipe, recipe.augment(kind), x[tr], torch.from_numpy(train_y[pool][tr]).long(), epochs, seed,
             held=(x[va], train_y[pool][va]))
         click.echo(f"seed {seed}: {score('MNIST test', predict(model, images(test_x)), test_y)}, "
                    f"{score('MNIST train 0–999', predict(model, images(train_x[:1000])), train_y[:1000])}")
     else:
         d = load_frame_data(root, Path(real_root), need_cache(cache), merged=kind == "merged")
         model = recipe.build(*SHAPES[kind])
-        fit(model, recipe, recipe.augment[kind], d.train, d.y_train, epochs, seed, held=(d.held, d.y_held))
+        fit(model, recipe, recipe.augment(kind), d.train, d.y_train, epochs, seed, held=(d.held, d.y_held))
         click.echo(f"seed {seed}: {score('real recordings', predict(model, d.real), d.y_real)}")
         click.echo(f"seed {seed}: {score('emulated twins (seed 0)', predict(model, d.twins), d.y_real)}")
     if save:
@@ -272,26 +283,26 @@ def kfold(base: str, arm: str, json_out: str, k: int, fold_seed: int, epochs: in
           repeat: int, mnist_root: str, real_root: str, cache: str | None, threads: int) -> None:
     """Fine-tune the frames CNN BASE per fold and score each fold's held-out real recordings."""
     torch.set_num_threads(threads)
-    saved = torch.load(base, weights_only=True)
-    kind = saved["input"]
-    if kind == "images":
-        raise click.UsageError(f"{base}: an images network; kfold fine-tunes one of event frames")
-    recipe = RECIPES[saved["net"]]
+    recipe, kind, state = load_events_net(base, "kfold")
     d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged")
     folds = stratified_folds(d.y_real, k, fold_seed)
     fine = d.real if arm == "real" else d.twins
-    pred, base_pred = np.full(len(d.y_real), -1), np.full(len(d.y_real), -1)
+
+    def fresh() -> nn.Module:
+        net = recipe.build(*SHAPES[kind])
+        net.load_state_dict(state)
+        return net
+
+    base_pred, pred = predict(fresh(), d.real).numpy(), np.full(len(d.y_real), -1)
     for f in range(k):
         tr, held = fold_split(folds, f)
-        net = recipe.build(*SHAPES[kind])
-        net.load_state_dict(saved["state"])
-        base_pred[held] = predict(net, d.real[held]).numpy()
+        net = fresh()
         emu = torch.from_numpy(np.random.default_rng(f).choice(len(d.train), emulated, replace=False))
         reps = torch.from_numpy(np.tile(tr, repeat))
         x = torch.cat([d.train[emu], fine[reps]])
         y = torch.cat([d.y_train[emu], torch.from_numpy(d.y_real[reps]).long()])
         torch.manual_seed(f)
-        fit(net, recipe, recipe.augment[kind], x, y, epochs, f, lr=lr)
+        fit(net, recipe, recipe.augment(kind), x, y, epochs, f, lr=lr)
         pred[held] = predict(net, d.real[held]).numpy()
         click.echo(f"fold {f} ({arm}): {score('held-out', torch.from_numpy(pred[held]), d.y_real[held])}, "
                    f"base {score('', torch.from_numpy(base_pred[held]), d.y_real[held])}")
@@ -326,12 +337,9 @@ def compare(a: str, b: str) -> None:
 def swap(base: str, mnist_root: str, real_root: str, cache: str | None, threads: int) -> None:
     """Correct counts of the frames CNN BASE on real recordings and twins with one bin or polarity exchanged."""
     torch.set_num_threads(threads)
-    saved = torch.load(base, weights_only=True)
-    kind = saved["input"]
-    if kind == "images":
-        raise click.UsageError(f"{base}: an images network; swap scores one of event frames")
-    net = RECIPES[saved["net"]].build(*SHAPES[kind])
-    net.load_state_dict(saved["state"])
+    recipe, kind, state = load_events_net(base, "swap")
+    net = recipe.build(*SHAPES[kind])
+    net.load_state_dict(state)
     d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged")
     y = torch.from_numpy(d.y_real)
     hits = lambda x: int((predict(net, x) == y).sum())  # noqa: E731
