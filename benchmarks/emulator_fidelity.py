@@ -23,6 +23,7 @@ import numpy as np
 from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
+from snnzoo.zoo.datasets.nmnist import mnist_index
 from snnzoo.zoo.emulator import SENSOR_SIZE, Randomization, emulate
 
 WINDOW_US = 30_000
@@ -74,7 +75,7 @@ def _ms(v: np.ndarray, fmt: str) -> str:
               help="Also emulate with this saccade timing spread (Randomization.timing_sd_us / 1000).")
 def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timing_sd_ms: float) -> None:
     root = Path(data_root)
-    files = {int(f.stem) - 1: f for f in (root / "nmnist" / "Train").glob("*/*.bin")}  # 00001.bin = image 0
+    files = {mnist_index(f): f for f in (root / "nmnist" / "Train").glob("*/*.bin")}
     wanted = list(range(start, start + n))
     if not files or any(i not in files for i in wanted):
         click.echo(f"snnzoo: error: {root / 'nmnist' / 'Train'}: recordings of MNIST train {start}–{start + n - 1} "

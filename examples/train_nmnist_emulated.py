@@ -41,6 +41,7 @@ import torch
 from snnzoo.runtime.binning import bin_from_spec
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
+from snnzoo.zoo.datasets.nmnist import mnist_index
 from snnzoo.zoo.emulator import Randomization
 from snnzoo.zoo.training.config import load_config
 from snnzoo.zoo.training.data import Frames, holdout_split, indices_digest, load_frames, open_dataset, subset_indices
@@ -311,7 +312,7 @@ def evaluate(model: str, data_root: str, emulated_test: int, seed: int, twins: l
     files = sorted((root / "nmnist" / "Train").glob("*/*.bin"))
     if not files:
         raise click.ClickException(f"{root / 'nmnist' / 'Train'}: no <label>/*.bin recordings")
-    mnist_idx = np.array([int(f.stem) - 1 for f in files])  # 00001.bin = MNIST train image 0
+    mnist_idx = np.array([mnist_index(f) for f in files])
     y = np.array([int(f.parent.name) for f in files])
     x = np.stack([np.minimum(bin_from_spec(read_nmnist_bin(f)[0], (34, 34, 2), spec), 255).astype(np.uint8)
                   for f in files])

@@ -10,7 +10,9 @@ from snnzoo.cli import cli
 from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.events import EVENT_DTYPE
 from snnzoo.runtime.readers import read_nmnist_bin
-from snnzoo.zoo.emulator import EmulatorParams, Randomization, _progress, emulate, emulate_command, trajectory
+from snnzoo.zoo.datasets.nmnist import mnist_index
+from snnzoo.zoo.emulator import (EmulatorParams, Randomization, _progress, emulate, emulate_command, load_params,
+                                 trajectory)
 
 from conftest import data_missing
 
@@ -35,7 +37,7 @@ def paired(shared_data):
     if len(files) < 60 or not (shared_data / "mnist").is_dir():
         data_missing("real N-MNIST recordings or MNIST idx files absent")
     images, labels = load_mnist(shared_data / "mnist", "train")
-    assert [int(f.stem) - 1 for f in files] == list(range(60))
+    assert [mnist_index(f) for f in files] == list(range(60))
     assert [int(f.parent.name) for f in files] == labels[:60].tolist()
     return [read_nmnist_bin(f)[0] for f in files], images[:60]
 
@@ -180,3 +182,66 @@ def test_cli_writes_npy_and_rejects_bad_input(shared_data, tmp_path):
     assert bad.output.startswith("snnzoo: error: --indices '0:x'") and "Traceback" not in bad.output
     missing = runner.invoke(cli, ["emulate", "--mnist-root", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert missing.exit_code == 2 and "MNIST file not found" in missing.output
+
+
+def test_scale_one_is_the_default_and_smaller_scale_shrinks_the_footprint():
+    imgs = _digits(4)
+    base = emulate(imgs, seed=1)
+    same = emulate(imgs, seed=1, params=EmulatorParams(scale=1.0))
+    assert all(np.array_equal(a, b) for a, b in zip(base, same))  # bit-identical: caches and twins stay valid
+    ring = np.zeros((28, 28), np.uint8)  # centred on the image centre (13.5, 13.5)
+    ring[6:22, 6:22] = 220
+    ring[9:19, 9:19] = 0
+    for img in list(imgs) + [ring]:
+        a, b = (emulate(img, seed=1, params=EmulatorParams(scale=s, noise_hz=0.0))[0] for s in (1.0, 0.7))
+        assert b["x"].std() < 0.85 * a["x"].std() and b["y"].std() < 0.85 * a["y"].std()
+    # magnified about the digit's centre: a centred digit's footprint stays where it was
+    assert abs(b["x"].mean() - a["x"].mean()) < 0.3 and abs(b["y"].mean() - a["y"].mean()) < 0.3
+
+
+def test_load_params_overrides_and_rejects_bad_files(tmp_path):
+    good = tmp_path / "fit.json"
+    good.write_text('{"scale": 0.97, "origin": [2.4, 2.3], "noise_on": 1.0}')
+    p = load_params(good)
+    assert p == EmulatorParams(scale=0.97, origin=(2.4, 2.3), noise_on=1.0)
+    for text, problem in (('{"scael": 0.9}', "unknown emulator parameter(s) scael"), ("[1, 2]", "expected a JSON object"),
+                          ("{scale: 1}", "not JSON")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=rf"^{bad}: .*{problem.replace('(', '.').replace(')', '.')}"):
+            load_params(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_params(tmp_path / "absent.json")
+
+
+def test_cli_params_file(shared_data, tmp_path):
+    from snnzoo.zoo.datasets.mnist import load_mnist
+
+    fit = tmp_path / "fit.json"
+    fit.write_text('{"scale": 0.95, "threshold": 0.31}')
+    runner = CliRunner()
+    res = runner.invoke(cli, ["emulate", "--mnist-root", str(shared_data / "mnist"), "--split", "test",
+                              "--indices", "3", "--out", str(tmp_path / "out"), "--params", str(fit)])
+    assert res.exit_code == 0, res.output
+    images, _ = load_mnist(shared_data / "mnist", "test")
+    want = emulate(images[[3]], 0, [3], EmulatorParams(scale=0.95, threshold=0.31))[0]
+    got = np.load(next((tmp_path / "out").glob("*/test_00003.npy")), allow_pickle=False)
+    assert np.array_equal(got, want)
+    fit.write_text('{"treshold": 0.3}')
+    bad = runner.invoke(cli, ["emulate", "--mnist-root", str(shared_data / "mnist"), "--indices", "0",
+                              "--out", str(tmp_path / "out2"), "--params", str(fit)])
+    assert bad.exit_code == 2 and bad.output.startswith(f"snnzoo: error: {fit}: unknown emulator parameter(s) treshold")
+    assert bad.output.count("\n") == 1 and not (tmp_path / "out2").exists()
+
+
+def test_new_params_keep_the_cache_keys_of_existing_caches(shared_data):
+    """Adding ``scale`` to EmulatorParams must not orphan caches written before it existed: this key
+    was computed by the version without the field (nmnist_compact's DR training chunk 0)."""
+    from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
+
+    ds = EmulatedNMNIST(shared_data / "mnist", "train", seed=2, randomization=Randomization(0.12, 2000.0))
+    sel = ds.indices[:1000]
+    assert ds._cache_key(sel, 8, "binary") == "c6903b63b21339c44072"
+    scaled = EmulatedNMNIST(shared_data / "mnist", "train", seed=2, params=EmulatorParams(scale=0.97),
+                            randomization=Randomization(0.12, 2000.0))
+    assert scaled._cache_key(sel, 8, "binary") != "c6903b63b21339c44072"

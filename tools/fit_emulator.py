@@ -1,9 +1,11 @@
-"""Fit the emulator's saccade schedule to real N-MNIST recordings of the same digits.
+"""Fit the emulator to real N-MNIST recordings of the same digits: two fits, each on MNIST train
+images ``start … start + n − 1`` (their recordings paired with the emulator's streams of them,
+emulation seed 0, so that the objective is a deterministic function of the parameters).
 
-    python tools/fit_emulator.py --data-root ../shared/data --n 200 [--start 0] [--rounds 3]
+    python tools/fit_emulator.py schedule --data-root ../shared/data --n 200 [--rounds 3] [--check 200:1000]
+    python tools/fit_emulator.py footprint --data-root ../shared/data --n 200 [--check 200:1000] [--out fit.json]
 
-The real recordings of MNIST train images ``start … start + n − 1`` and the emulator's streams of
-the same images are both binned into ``bin_ms``-wide count frames ``r_{i,k}``, ``e_{i,k}``
+**schedule.** Both streams are binned into ``bin_ms``-wide count frames ``r_{i,k}``, ``e_{i,k}``
 (``[2, 34, 34]`` each, ``k`` over the 0–320 ms recording). The objective is the paired,
 per-sample normalised squared error of the frames, on a 3×3 box-blurred copy (so that a one-pixel
 offset costs less than a missing edge):
@@ -16,25 +18,40 @@ fractions, at steps of ``8, 4, 2, 1`` ms (0.04, 0.02 for ramps); everything else
 default. Prints the loss before and after, the fitted ``saccades_us`` and ``ramp``, and the mean
 event rate per 5 ms window (real, default, fitted) where they differ most; with ``--check
 START:STOP`` also the loss, the rate-profile error and the IoU of binary T=8 frames (what the
-model sees) of both schedules on recordings the fit did not see. Emulation seed 0, the same
-streams for every candidate, so that the loss is a deterministic function of the schedule.
-
+model sees) of both schedules on recordings the fit did not see.
 Measured (2026-12-01, fit on MNIST train 0–199, check on 200–999): L 0.381 → 0.353 and the
 rate-profile error 1,104 → 994 events on the held-out recordings, but the T=8 frame IoU stays at
 0.526 → 0.527 — the model's binned input barely changes, so the emulator's defaults were kept.
+
+**footprint.** What the model sees: binary T=8 frames ``R_i``, ``E_i`` (``[8, 2, 34, 34]``). The
+objective is their IoU less a penalty on the mismatch of active pixels per polarity ``p``
+(``A_p``: frame pixels of polarity ``p`` summed over the bins, mean over samples), without which the
+IoU buys overlap by dropping noise (noise never overlaps) or widening the footprint:
+
+    J = mean_i |R_i ∧ E_i| / |R_i ∨ E_i|  −  λ Σ_p |A_p(E) / A_p(R) − 1|
+
+Coordinate ascent over the scene and pixel constants (:data:`FOOTPRINT_STEPS`: magnification,
+threshold and its mismatch, PSF width, placement, black level, refractory period, background
+noise), each moved by its step while ``J`` improves by more than 10⁻⁴, until a pass changes
+nothing; then again at half steps. Writes the fitted overrides as JSON (``--out``, the form
+``snnzoo emulate --params`` reads). Measured (2026-12-01, λ = 0.3, fit on 0–199): see
+``model_cards/nmnist_compact/ceiling_diagnostics.txt``.
 """
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
 import numpy as np
 from tqdm import tqdm
 
+from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
+from snnzoo.zoo.datasets.nmnist import mnist_index
 from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, emulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -104,28 +121,54 @@ def rate_profile(events: list[np.ndarray], bin_us: int = 5_000) -> np.ndarray:
     return counts / len(events) / (bin_us / 1000)
 
 
-@click.command()
-@click.option("--data-root", required=True, type=click.Path(file_okay=False),
-              help="Folder holding nmnist/Train/<label>/<idx>.bin and mnist/*.gz.")
-@click.option("--n", type=int, default=200, show_default=True, help="Paired samples.")
-@click.option("--start", type=int, default=0, show_default=True, help="First MNIST train index (0–999).")
-@click.option("--bin-ms", type=int, default=10, show_default=True, help="Frame width of the objective.")
-@click.option("--rounds", type=int, default=3, show_default=True, help="Passes over all parameters per step size.")
-@click.option("--check", default="", metavar="START:STOP", help="Also compare both schedules on these recordings.")
-def main(data_root: str, n: int, start: int, bin_ms: int, rounds: int, check: str) -> None:
+def _recordings(data_root: str, wanted: list[int], held: list[int]) -> tuple[np.ndarray, list, list]:
+    """``(MNIST train images, real streams of wanted, of held)``; exits 2 naming the folder when a
+    recording is missing."""
     root = Path(data_root)
-    files = {int(f.stem) - 1: f for f in (root / "nmnist" / "Train").glob("*/*.bin")}
-    wanted = list(range(start, start + n))
-    try:
-        held = list(range(*map(int, check.split(":")))) if check else []
-    except (TypeError, ValueError):
-        raise click.BadParameter(f"{check!r}: expected START:STOP", param_hint="--check") from None
+    files = {mnist_index(f): f for f in (root / "nmnist" / "Train").glob("*/*.bin")}
     if not files or any(i not in files for i in wanted + held):
-        click.echo(f"snnzoo: error: {root / 'nmnist' / 'Train'}: recordings of MNIST train {start}–{start + n - 1} "
-                   f"{'and ' + check + ' ' if check else ''}not all present", err=True)
+        click.echo(f"snnzoo: error: {root / 'nmnist' / 'Train'}: recordings of MNIST train {wanted[0]}–{wanted[-1]} "
+                   f"{'and of the --check range ' if held else ''}not all present", err=True)
         sys.exit(2)
     images, _ = load_mnist(root / "mnist", "train")
-    real = [read_nmnist_bin(files[i])[0] for i in wanted]
+    return images, [read_nmnist_bin(files[i])[0] for i in wanted], [read_nmnist_bin(files[i])[0] for i in held]
+
+
+def _check_range(check: str) -> list[int]:
+    try:
+        return list(range(*map(int, check.split(":")))) if check else []
+    except (TypeError, ValueError):
+        raise click.BadParameter(f"{check!r}: expected START:STOP", param_hint="--check") from None
+
+
+data_options = [
+    click.option("--data-root", required=True, type=click.Path(file_okay=False),
+                 help="Folder holding nmnist/Train/<label>/<idx>.bin and mnist/*.gz."),
+    click.option("--n", type=int, default=200, show_default=True, help="Paired samples."),
+    click.option("--start", type=int, default=0, show_default=True, help="First MNIST train index (0–999)."),
+    click.option("--check", default="", metavar="START:STOP", help="Also compare default and fit on these recordings."),
+]
+
+
+def with_data_options(f):
+    for option in reversed(data_options):
+        f = option(f)
+    return f
+
+
+@click.group()
+def cli() -> None:
+    """Fit the emulator's constants to real recordings (see the module docstring)."""
+
+
+@cli.command("schedule")
+@with_data_options
+@click.option("--bin-ms", type=int, default=10, show_default=True, help="Frame width of the objective.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Passes over all parameters per step size.")
+def schedule(data_root: str, n: int, start: int, check: str, bin_ms: int, rounds: int) -> None:
+    """Fit the saccade schedule and ramps to 10-ms count frames."""
+    wanted, held = list(range(start, start + n)), _check_range(check)
+    images, real, real_held = _recordings(data_root, wanted, held)
     bin_us = bin_ms * 1000
     real_frames = count_frames(real, bin_us)
 
@@ -169,7 +212,6 @@ def main(data_root: str, n: int, start: int, bin_ms: int, rounds: int, check: st
     for name, v in list(profiles.items())[1:]:
         click.echo(f"sum |{name} − real| over all windows: {np.abs(v - profiles['real']).sum() * 5:.0f} events")
     if held:
-        real_held = [read_nmnist_bin(files[i])[0] for i in held]
         frames = count_frames(real_held, bin_us)
         click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}):")
         for name, p in (("default", EmulatorParams()), ("fitted", best)):
@@ -179,5 +221,93 @@ def main(data_root: str, n: int, start: int, bin_ms: int, rounds: int, check: st
                        f"T=8 binary frame IoU {frame_iou(real_held, em).mean():.4f}")
 
 
+# the constants the footprint fit moves, in this order, with their full steps
+FOOTPRINT_STEPS = {"scale": 0.02, "threshold": 0.02, "threshold_sd": 0.05, "psf_sigma": 0.05, "origin_x": 0.2,
+                   "origin_y": 0.2, "black_level": 0.02, "refractory_us": 300, "noise_hz": 0.05, "noise_on": 0.02}
+
+
+def binary_frames(events: list[np.ndarray]) -> np.ndarray:
+    """``bool [N, 8, 2, 34, 34]``: the binary T=8 frames the model sees."""
+    return np.stack([bin_events(e, SENSOR_SIZE, n_time_bins=8, mode="binary") for e in events]).astype(bool)
+
+
+def footprint_scores(real: np.ndarray, em: np.ndarray) -> dict[str, float]:
+    """IoU of paired binary frames (all, per polarity) and active pixels per polarity ``A_p``."""
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        axes = tuple(range(1, a.ndim))
+        return float(((a & b).sum(axes) / np.maximum((a | b).sum(axes), 1)).mean())
+
+    out = {"iou": iou(real, em), "iou_p0": iou(real[:, :, 0], em[:, :, 0]), "iou_p1": iou(real[:, :, 1], em[:, :, 1])}
+    out.update({f"active_p{q}": float(em[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)})
+    return out
+
+
+def _get_const(params: EmulatorParams, name: str) -> float:
+    return params.origin["xy".index(name[-1])] if name.startswith("origin_") else getattr(params, name)
+
+
+def _set_const(params: EmulatorParams, name: str, value: float) -> EmulatorParams:
+    if name.startswith("origin_"):
+        origin = list(params.origin)
+        origin["xy".index(name[-1])] = value
+        return replace(params, origin=tuple(origin))
+    return replace(params, **{name: type(getattr(params, name))(value)})
+
+
+@cli.command("footprint")
+@with_data_options
+@click.option("--penalty", "lam", type=float, default=0.3, show_default=True, help="λ of the active-pixel penalty.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the fitted overrides here (JSON).")
+def footprint(data_root: str, n: int, start: int, check: str, lam: float, out: str | None) -> None:
+    """Fit the scene and pixel constants to binary T=8 frames (what the model sees)."""
+    wanted, held = list(range(start, start + n)), _check_range(check)
+    images, real, real_held = _recordings(data_root, wanted, held)
+    frames = binary_frames(real)
+    target = [float(frames[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)]
+
+    def objective(p: EmulatorParams) -> tuple[float, dict[str, float]]:
+        sc = footprint_scores(frames, binary_frames(emulate(images[wanted], seed=0, keys=wanted, params=p)))
+        return sc["iou"] - lam * sum(abs(sc[f"active_p{q}"] / target[q] - 1) for q in (0, 1)), sc
+
+    def show(name: str, j: float | None, sc: dict[str, float]) -> None:
+        click.echo(f"{name:28s} {'' if j is None else f'J {j:.4f}  '}IoU {sc['iou']:.4f} (p0 {sc['iou_p0']:.4f}, p1 {sc['iou_p1']:.4f})  "
+                   f"active p0 {sc['active_p0']:.0f}, p1 {sc['active_p1']:.0f}")
+
+    click.echo(f"real, MNIST train {start}–{start + n - 1}: active p0 {target[0]:.0f}, p1 {target[1]:.0f}")
+    best = EmulatorParams()
+    best_j, best_sc = objective(best)
+    show("default", best_j, best_sc)
+    for fraction in (1.0, 0.5):
+        improved = True
+        while improved:
+            improved = False
+            for name, full in FOOTPRINT_STEPS.items():
+                for sign in (1, -1):
+                    while True:
+                        value = round(_get_const(best, name) + sign * full * fraction, 6)
+                        if name == "noise_on":
+                            value = min(value, 1.0)
+                        if (value <= 0 and not name.startswith("origin_")) or value == _get_const(best, name):
+                            break
+                        cand = _set_const(best, name, value)
+                        j, sc = objective(cand)
+                        if j <= best_j + 1e-4:
+                            break
+                        best, best_j, best_sc, improved = cand, j, sc, True
+                        show(f"  {name} = {value:g}", j, sc)
+    fitted = {k: v for k, v in asdict(best).items() if v != asdict(EmulatorParams())[k]}
+    click.echo(f"\nfitted overrides: {json.dumps(fitted)}")
+    if out:
+        Path(out).write_text(json.dumps(fitted, indent=1) + "\n")
+        click.echo(f"wrote {out}")
+    if held:
+        frames_held = binary_frames(real_held)
+        click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}), real active p0 "
+                   f"{frames_held[:, :, 0].sum((1, 2, 3)).mean():.0f}, p1 {frames_held[:, :, 1].sum((1, 2, 3)).mean():.0f}:")
+        for name, p in (("default", EmulatorParams()), ("fitted", best)):
+            sc = footprint_scores(frames_held, binary_frames(emulate(images[held], seed=0, keys=held, params=p)))
+            show(f"  {name}", None, sc)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -53,7 +53,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
@@ -65,7 +65,8 @@ from tqdm import tqdm
 
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.datasets.mnist import load_mnist
-from snnzoo.zoo.emulator import Randomization
+from snnzoo.zoo.datasets.nmnist import mnist_index
+from snnzoo.zoo.emulator import EmulatorParams, Randomization, load_params, params_from_dict
 from snnzoo.zoo.entrypoints import get_pretrained_cfg
 from snnzoo.zoo.training.data import augment, holdout_split, load_frames, open_dataset
 from snnzoo.zoo.training.kfold import fold_split, stratified_folds
@@ -181,19 +182,22 @@ class FrameData:
     twins: torch.Tensor  # their digits emulated (seed 0), same order
 
 
-def load_frame_data(mnist_root: Path, real_root: Path, cache: str, merged: bool = False) -> FrameData:
-    """nmnist_compact's frames: training/held-out emulated streams, real recordings and their twins;
-    ``merged``: both polarities OR-ed into one channel, ``[N, T, 1, H, W]``."""
+def load_frame_data(mnist_root: Path, real_root: Path, cache: str, merged: bool = False,
+                    params: EmulatorParams = EmulatorParams()) -> FrameData:
+    """nmnist_compact's frames: training/held-out emulated streams, real recordings and their twins,
+    all emulated with ``params``; ``merged``: both polarities OR-ed into one channel, ``[N, T, 1, H, W]``."""
     pool = EmulatedNMNIST(mnist_root, "train").indices
-    x_held, y = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=2, cache_dir=cache).frames(8, "binary")
-    x_train = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=2, cache_dir=cache,
+    x_held, y = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=2, params=params,
+                               cache_dir=cache).frames(8, "binary")
+    x_train = EmulatedNMNIST(mnist_root, "train", indices=pool, seed=2, params=params, cache_dir=cache,
                              randomization=Randomization(0.12, 2000.0)).frames(8, "binary")[0]
     tr, va = holdout_split(y, 0.1, 0)
     spec = get_pretrained_cfg("nmnist_compact")["input"]  # T=8 binary frames, as the compact net
     ds = open_dataset("nmnist", real_root, "train")
     real = load_frames(ds, spec, progress=False)
-    mnist_idx = np.array([int(Path(f).stem) - 1 for f in ds.files])  # 00001.bin = MNIST train image 0
-    twins = EmulatedNMNIST(mnist_root, "train", indices=mnist_idx, seed=0).frames(8, "binary", progress=False)[0]
+    mnist_idx = np.array([mnist_index(f) for f in ds.files])
+    twins = EmulatedNMNIST(mnist_root, "train", indices=mnist_idx, seed=0, params=params).frames(
+        8, "binary", progress=False)[0]
     one = (lambda x: x.amax(2, keepdim=True)) if merged else (lambda x: x)  # noqa: E731
     return FrameData(one(torch.from_numpy(x_train[tr])), torch.from_numpy(y[tr]).long(),
                      one(torch.from_numpy(x_held[va])), y[va], one(real.x), real.y.numpy(), one(torch.from_numpy(twins)))
@@ -213,12 +217,19 @@ def with_data_options(f: Callable) -> Callable:
     return f
 
 
-def load_events_net(base: str, command: str) -> tuple[Recipe, str, dict[str, torch.Tensor]]:
-    """``(recipe, input kind, weights)`` of a network saved by ``train --save``; refuses an images one."""
+def load_events_net(base: str, command: str) -> tuple[Recipe, str, dict[str, torch.Tensor], EmulatorParams]:
+    """``(recipe, input kind, weights, emulator parameters of its streams)`` of a network saved by
+    ``train --save``; refuses an images one."""
     saved = torch.load(base, weights_only=True)
     if saved["input"] == "images":
         raise click.UsageError(f"{base}: an images network; {command} needs one of event frames")
-    return RECIPES[saved["net"]], saved["input"], saved["state"]
+    params = params_from_dict(json.loads(saved.get("emulator", "{}")), base)
+    return RECIPES[saved["net"]], saved["input"], saved["state"], params
+
+
+def overrides(params: EmulatorParams) -> dict[str, object]:
+    """The fields of ``params`` that differ from the defaults (what ``--emulator-params`` set)."""
+    return {k: v for k, v in asdict(params).items() if v != asdict(EmulatorParams())[k]}
 
 
 def need_cache(cache: str | None) -> str:
@@ -238,10 +249,16 @@ def cli() -> None:
 @click.option("--epochs", type=int, default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--save", type=click.Path(dir_okay=False), help="Write the trained network here (for kfold).")
+@click.option("--emulator-params", type=click.Path(exists=True, dir_okay=False),
+              help="JSON of EmulatorParams overrides for every emulated stream (frames; kept in --save).")
 @with_data_options
-def train(net: str, kind: str, epochs: int, seed: int, save: str | None, mnist_root: str, real_root: str,
-          cache: str | None, threads: int) -> None:
+def train(net: str, kind: str, epochs: int, seed: int, save: str | None, emulator_params: str | None,
+          mnist_root: str, real_root: str, cache: str | None, threads: int) -> None:
     """Train one CNN and report it (see the module docstring)."""
+    try:
+        params = load_params(emulator_params) if emulator_params else EmulatorParams()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     recipe, root = RECIPES[net], Path(mnist_root)
@@ -258,13 +275,13 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, mnist_r
         click.echo(f"seed {seed}: {score('MNIST test', predict(model, images(test_x)), test_y)}, "
                    f"{score('MNIST train 0–999', predict(model, images(train_x[:1000])), train_y[:1000])}")
     else:
-        d = load_frame_data(root, Path(real_root), need_cache(cache), merged=kind == "merged")
+        d = load_frame_data(root, Path(real_root), need_cache(cache), merged=kind == "merged", params=params)
         model = recipe.build(*SHAPES[kind])
         fit(model, recipe, recipe.augment(kind), d.train, d.y_train, epochs, seed, held=(d.held, d.y_held))
         click.echo(f"seed {seed}: {score('real recordings', predict(model, d.real), d.y_real)}")
         click.echo(f"seed {seed}: {score('emulated twins (seed 0)', predict(model, d.twins), d.y_real)}")
     if save:
-        torch.save({"net": net, "input": kind, "state": model.state_dict()}, save)
+        torch.save({"net": net, "input": kind, "state": model.state_dict(), "emulator": json.dumps(overrides(params))}, save)
 
 
 @cli.command("kfold")
@@ -283,8 +300,9 @@ def kfold(base: str, arm: str, json_out: str, k: int, fold_seed: int, epochs: in
           repeat: int, mnist_root: str, real_root: str, cache: str | None, threads: int) -> None:
     """Fine-tune the frames CNN BASE per fold and score each fold's held-out real recordings."""
     torch.set_num_threads(threads)
-    recipe, kind, state = load_events_net(base, "kfold")
-    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged")
+    recipe, kind, state, params = load_events_net(base, "kfold")
+    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged",
+                        params=params)
     folds = stratified_folds(d.y_real, k, fold_seed)
     fine = d.real if arm == "real" else d.twins
 
@@ -337,10 +355,11 @@ def compare(a: str, b: str) -> None:
 def swap(base: str, mnist_root: str, real_root: str, cache: str | None, threads: int) -> None:
     """Correct counts of the frames CNN BASE on real recordings and twins with one bin or polarity exchanged."""
     torch.set_num_threads(threads)
-    recipe, kind, state = load_events_net(base, "swap")
+    recipe, kind, state, params = load_events_net(base, "swap")
     net = recipe.build(*SHAPES[kind])
     net.load_state_dict(state)
-    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged")
+    d = load_frame_data(Path(mnist_root), Path(real_root), need_cache(cache), merged=kind == "merged",
+                        params=params)
     y = torch.from_numpy(d.y_real)
     hits = lambda x: int((predict(net, x) == y).sum())  # noqa: E731
     click.echo(f"real {hits(d.real)}/{len(y)}, twins {hits(d.twins)}/{len(y)}")

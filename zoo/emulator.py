@@ -4,8 +4,9 @@ N-MNIST (Orchard et al., 2015) was recorded by an ATIS camera (34×34 pixels in 
 pan-tilt unit, making three ~100 ms saccades along a triangle in front of a monitor showing the
 static 28×28 digit. We replay that:
 
-- **Scene.** The digit ``I ∈ [0, 1]`` sits at the sensor position ``p(t) = p_0 + δ + w(t)``: ``p_0``
-  the mean placement, ``δ ~ N(0, σ_δ²)`` per sample (applied once, by linear interpolation), and
+- **Scene.** The digit ``I ∈ [0, 1]``, magnified by ``s`` about its centre (``s = 1``: one sensor
+  pixel per image pixel), sits at the sensor position ``p(t) = p_0 + δ + w(t)``: ``p_0`` the mean
+  placement, ``δ ~ N(0, σ_δ²)`` per sample (applied once, by linear interpolation, as is ``s``), and
   ``w(t)`` the saccade path through the waypoints ``W_0 → W_1 → W_2 → W_0``. The pan (x) and tilt
   (y) motors move separately: in saccade ``i`` axis ``a`` runs from ``t_{i,a}^s`` to ``t_{i,a}^e``
   with a trapezoidal speed profile (raised-cosine ramps, a fraction ``r_a`` of the move at each end).
@@ -62,6 +63,7 @@ class EmulatorParams:
 
     origin: tuple[float, float] = (2.4, 2.4)  # p_0: mean image top-left position (x, y)
     offset_sd: float = 0.15  # σ_δ
+    scale: float = 1.0  # s: display magnification of the digit about its centre (sensor px per image px)
     waypoints: tuple[tuple[float, float], ...] = ((-1.7, -1.0), (-0.9, 4.2), (3.0, -0.8))
     # per saccade: ((start, end) of the x motion, (start, end) of the y motion)
     saccades_us: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
@@ -117,6 +119,37 @@ class Randomization:
         return scale, replace(params, saccades_us=tuple(windows))
 
 
+def load_params(path: str | Path) -> EmulatorParams:
+    """:class:`EmulatorParams` with the fields named in a JSON object file overridden (see
+    :func:`params_from_dict`). Raises ``ValueError`` naming the file and the problem."""
+    import json
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read emulator parameters ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
+    return params_from_dict(spec, str(path))
+
+
+def params_from_dict(spec: object, source: str = "emulator parameters") -> EmulatorParams:
+    """:class:`EmulatorParams` with the fields in ``spec`` overridden, the rest at their defaults
+    (lists become tuples); ``ValueError`` naming ``source`` for anything but known fields."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{source}: expected a JSON object of EmulatorParams fields")
+    fields = set(EmulatorParams.__dataclass_fields__)
+    unknown = sorted(set(spec) - fields)
+    if unknown:
+        raise ValueError(f"{source}: unknown emulator parameter(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(fields))}")
+
+    def tuples(v: object) -> object:
+        return tuple(tuples(x) for x in v) if isinstance(v, list) else v
+
+    return replace(EmulatorParams(), **{k: tuples(v) for k, v in spec.items()})
+
+
 def trajectory(params: EmulatorParams, t_us: np.ndarray) -> np.ndarray:
     """Saccade displacement ``w(t)`` → ``[len(t), 2]`` (x, y): along the waypoints, each axis
     (pan x, tilt y) on its own schedule ``saccades_us[i][axis]`` and ramp ``ramp[axis]``."""
@@ -143,10 +176,18 @@ def _progress(u: np.ndarray, ramp: float) -> np.ndarray:
     return s / down_total
 
 
-def _kernel_matrix(shift: float | np.ndarray, size: int, n_out: int, kind: str, sigma: float = 1.0) -> np.ndarray:
+def _kernel_matrix(shift: float | np.ndarray, size: int, n_out: int, kind: str, sigma: float = 1.0,
+                   scale: float = 1.0) -> np.ndarray:
     """``K[..., Y, r] = k(Y − shift − r)`` for a Gaussian ``k`` of width ``sigma`` (sampled, unit
-    area) or the linear-interpolation tent ``max(0, 1 − |d|)``; ``shift`` scalar or ``[B]``."""
-    d = (np.arange(n_out)[:, None] - np.arange(size)[None, :])[None] - np.reshape(shift, (-1, 1, 1))
+    area) or the linear-interpolation tent ``max(0, 1 − |d|)``; ``shift`` scalar or ``[B]``. With
+    ``scale`` s ≠ 1 (tent only) the input is magnified about its centre ``c``:
+    ``K[..., Y, r] = k((Y − shift − c)/s + c − r)``."""
+    if scale != 1.0:
+        c = (size - 1) / 2
+        d = ((np.arange(n_out)[None, :, None] - np.reshape(shift, (-1, 1, 1)) - c) / scale + c
+             - np.arange(size)[None, None, :])
+    else:  # the unscaled expression as it always was: the default streams stay bit-identical
+        d = (np.arange(n_out)[:, None] - np.arange(size)[None, :])[None] - np.reshape(shift, (-1, 1, 1))
     if kind == "gauss":
         k = np.exp(-0.5 * (d / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
     else:
@@ -187,7 +228,7 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
     duration = np.array([r.normal(params.duration_us, params.duration_sd_us) for r in rngs])
     drawn = [rand.draw(np.random.default_rng([seed, int(k), 1]), params) for k in keys]
     log_thr *= np.array([d[0] for d in drawn], np.float32)[None, :, None]
-    b, x, y, t, p = _saccade_events(_canvas(images, jitter), log_thr, params, [d[1] for d in drawn])
+    b, x, y, t, p = _saccade_events(_canvas(images, jitter, params.scale), log_thr, params, [d[1] for d in drawn])
     order = np.argsort(b, kind="stable")
     bounds = np.searchsorted(b[order], np.arange(n + 1))
     streams = []
@@ -204,14 +245,15 @@ def _thresholds(rngs: list[np.random.Generator], params: EmulatorParams) -> np.n
     return np.ascontiguousarray((np.maximum(log_thr, 0.2) * np.float32(params.threshold)).transpose(1, 0, 2))
 
 
-def _canvas(images: np.ndarray, jitter: np.ndarray) -> np.ndarray:
-    """The static digits in [0, 1], each shifted by its jitter δ into a padded canvas:
-    ``[B, h + 2·pad, w + 2·pad]``, one product per sample (the module docstring says why)."""
+def _canvas(images: np.ndarray, jitter: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """The static digits in [0, 1], each magnified by ``scale`` about its centre and shifted by its
+    jitter δ into a padded canvas: ``[B, h + 2·pad, w + 2·pad]``, one product per sample (the module
+    docstring says why)."""
     n, h, w = images.shape
     hc, wc = h + 2 * _PAD, w + 2 * _PAD
     img = images.astype(np.float32) / np.float32(255.0)
-    ky = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent")
-    kxt = _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent").transpose(0, 2, 1)
+    ky = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent", scale=scale)
+    kxt = _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent", scale=scale).transpose(0, 2, 1)
     return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # not a stacked matmul: batch-dependent too
 
 
@@ -315,8 +357,10 @@ def _parse_indices(text: str, n: int) -> np.ndarray:
               help="Domain randomisation: log-normal spread of each sample's sensitivity.")
 @click.option("--timing-sd-ms", type=float, default=0.0, show_default=True,
               help="Domain randomisation: spread of each saccade's start and end times.")
+@click.option("--params", "params_file", type=click.Path(dir_okay=False),
+              help="JSON object of EmulatorParams fields to override (e.g. a fit's output).")
 def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: int, chunk: int,
-                    contrast_sd: float, timing_sd_ms: float) -> None:
+                    contrast_sd: float, timing_sd_ms: float, params_file: str | None) -> None:
     """Emulate N-MNIST-like event streams (saccades over a 34×34 ATIS) of MNIST digits."""
     from .datasets.mnist import load_mnist
 
@@ -326,13 +370,14 @@ def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: i
         if chunk < 1:
             raise ValueError(f"--chunk must be ≥ 1, got {chunk}")
         rand = Randomization(contrast_sd, timing_sd_ms * 1000)
+        params = load_params(params_file) if params_file else EmulatorParams()
     except (OSError, ValueError) as e:
         raise UsageError(str(e)) from None
     root = Path(out)
     with tqdm(total=len(idx), desc="emulating", unit="digit") as bar:
         for lo in range(0, len(idx), chunk):
             sel = idx[lo:lo + chunk]
-            for i, ev in zip(sel, emulate(images[sel], seed, sel, randomization=rand)):
+            for i, ev in zip(sel, emulate(images[sel], seed, sel, params, rand)):
                 path = root / str(int(labels[i])) / f"{split}_{int(i):05d}.npy"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path, ev)

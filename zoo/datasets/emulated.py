@@ -26,6 +26,7 @@ from .mnist import load_mnist
 
 REAL_RECORDED = range(0, 1000)  # MNIST train images whose real N-MNIST recordings we hold
 CACHE_VERSION = 2  # 2: per-sample products in the emulator (batch-independent streams)
+NEUTRAL_PARAMS = {"scale": 1.0}  # EmulatorParams fields added after version 2, at their no-op value
 
 
 def default_indices(split: str, n: int) -> np.ndarray:
@@ -94,7 +95,11 @@ class EmulatedNMNIST:
         return (self.transform(ev) if self.transform else ev), int(self.labels[i])
 
     def _cache_key(self, sel: np.ndarray, time_steps: int, mode: str) -> str:
-        spec = {"v": CACHE_VERSION, "split": self.split, "seed": self.seed, "params": asdict(self.params),
+        params = asdict(self.params)
+        for name, neutral in NEUTRAL_PARAMS.items():  # added later: at their neutral value the keys stay as they were
+            if params[name] == neutral:
+                del params[name]
+        spec = {"v": CACHE_VERSION, "split": self.split, "seed": self.seed, "params": params,
                 "T": time_steps, "mode": mode, "idx": hashlib.sha256(sel.tobytes()).hexdigest()}
         if self.randomization is not None:  # absent when off: the keys of unrandomised chunks stay as they were
             spec["randomization"] = asdict(self.randomization)

@@ -13,6 +13,12 @@ SOURCE = ("https://www.garrickorchard.com/datasets/n-mnist (Train.zip and Test.z
 FIRST_SACCADE_US = 100_000  # as tonic: the first of the three 100 ms saccades
 
 
+def mnist_index(path: str | Path) -> int:
+    """The MNIST image a recording shows: ``<split>/<label>/00001.bin`` is image 0 of that MNIST
+    split (Orchard et al. numbered the files from 1 in MNIST's order)."""
+    return int(Path(path).stem) - 1
+
+
 class NMNIST(EventDataset):
     """``root/Train/<digit>/<idx>.bin`` and ``root/Test/…`` (or ``root/NMNIST/…``, tonic's
     ``save_to``); files ordered as tonic (by folder, then name). ``first_saccade_only`` keeps
