@@ -5,11 +5,13 @@
         [--contrast-sd 0.12 --timing-sd-ms 4]
 
 Rows (mean ± sd over samples): events per sample, ON fraction, duration, spatial spread (sd of
-x and y), active pixels and events per active pixel (all, then per polarity p = 0 / 1), the event
+x and y), active pixels and events per active pixel (all, then per polarity p = 0 / 1, with the
+pixels of ≥ 2 events: the footprint without most background noise), the event
 rate in 30 ms windows, and — paired — the correlation of per-sample event counts and the overlap
 (IoU) of binary frames binned as the model sees them (T = 8). The emulator's defaults were fitted on images 0–199; ``--start 200``
-measures on recordings the fit never saw. With ``--contrast-sd`` / ``--timing-sd-ms`` a third
-column shows the same images emulated with domain randomisation.
+measures on recordings the fit never saw. With ``--params fit.json`` a column shows the same images
+emulated with those constants (e.g. ``tools/fit_emulator.py footprint``'s); with ``--contrast-sd`` /
+``--timing-sd-ms`` one with domain randomisation.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.datasets.nmnist import mnist_index
-from snnzoo.zoo.emulator import SENSOR_SIZE, Randomization, emulate
+from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, Randomization, emulate, load_params
 
 WINDOW_US = 30_000
 STATS = ("events", "on_fraction", "duration_ms", "x_sd", "y_sd", "active_pixels", "events_per_active_pixel",
-         "active_pixels_p0", "events_per_active_pixel_p0", "active_pixels_p1", "events_per_active_pixel_p1")
+         "active_pixels_p0", "events_per_active_pixel_p0", "pixels_2plus_events_p0",
+         "active_pixels_p1", "events_per_active_pixel_p1", "pixels_2plus_events_p1")
 
 
 def stream_stats(events: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -43,9 +46,12 @@ def stream_stats(events: list[np.ndarray]) -> dict[str, np.ndarray]:
         rows["y_sd"].append(ev["y"].std())
         for suffix, sel in (("", slice(None)), ("_p0", ev["p"] == 0), ("_p1", ev["p"] == 1)):
             e = ev[sel]
-            active = int((np.bincount(e["y"].astype(np.int64) * SENSOR_SIZE[0] + e["x"], minlength=34 * 34) > 0).sum())
+            counts = np.bincount(e["y"].astype(np.int64) * SENSOR_SIZE[0] + e["x"], minlength=34 * 34)
+            active = int((counts > 0).sum())
             rows["active_pixels" + suffix].append(active)
             rows["events_per_active_pixel" + suffix].append(len(e) / max(active, 1))
+            if suffix:  # single-event pixels are mostly background noise: this is the digit's footprint
+                rows["pixels_2plus_events" + suffix].append(int((counts >= 2).sum()))
         rates.append(np.bincount(np.minimum(ev["t"] // WINDOW_US, 10), minlength=11) / (WINDOW_US / 1000))
     out = {k: np.asarray(v, float) for k, v in rows.items()}
     out["rate"] = np.asarray(rates)
@@ -73,7 +79,10 @@ def _ms(v: np.ndarray, fmt: str) -> str:
               help="Also emulate with this per-sample sensitivity spread (Randomization.contrast_sd).")
 @click.option("--timing-sd-ms", type=float, default=0.0, show_default=True,
               help="Also emulate with this saccade timing spread (Randomization.timing_sd_us / 1000).")
-def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timing_sd_ms: float) -> None:
+@click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
+              help="Also emulate with these EmulatorParams overrides (JSON; a column named after the file).")
+def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timing_sd_ms: float,
+         params_file: str | None) -> None:
     root = Path(data_root)
     files = {mnist_index(f): f for f in (root / "nmnist" / "Train").glob("*/*.bin")}
     wanted = list(range(start, start + n))
@@ -86,14 +95,23 @@ def main(data_root: str, n: int, start: int, seed: int, contrast_sd: float, timi
     assert all(int(files[i].parent.name) == labels[i] for i in wanted), "recording labels disagree with MNIST"
     columns = {"real": real}
     rand = Randomization(contrast_sd, timing_sd_ms * 1000)
-    for name, r in [("emulated", None)] + ([("randomised", rand)] if rand.active else []):
+    runs = [("emulated", EmulatorParams(), None)]
+    if params_file:
+        try:
+            runs.append((Path(params_file).stem, load_params(params_file), None))
+        except ValueError as e:
+            click.echo(f"snnzoo: error: {e}", err=True)
+            sys.exit(2)
+    if rand.active:
+        runs.append(("randomised", EmulatorParams(), rand))
+    for name, params, r in runs:
         t0 = time.perf_counter()
-        columns[name] = emulate(images[wanted], seed=seed, keys=wanted, randomization=r)
+        columns[name] = emulate(images[wanted], seed=seed, keys=wanted, params=params, randomization=r)
         elapsed = time.perf_counter() - t0
         click.echo(f"{name}: {n} streams in {elapsed:.2f} s ({1000 * elapsed / n:.1f} ms per digit)")
     stats = {name: stream_stats(ev) for name, ev in columns.items()}
     fmt = {"events": ".0f", "duration_ms": ".1f", "active_pixels": ".0f", "active_pixels_p0": ".0f",
-           "active_pixels_p1": ".0f"}
+           "active_pixels_p1": ".0f", "pixels_2plus_events_p0": ".0f", "pixels_2plus_events_p1": ".0f"}
     extra = f"; randomised: {rand}" if rand.active else ""
     click.echo(f"\nN-MNIST real vs emulated: MNIST train {start}–{start + n - 1} (n = {n}, paired), "
                f"emulation seed {seed}{extra}; mean ± sd over samples\n")
