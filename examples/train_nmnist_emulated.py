@@ -24,6 +24,7 @@ stratified 10 % of them is held out for validation; the weights are those of the
 The real recordings (MNIST train 0–999) and the MNIST test images play no part in training.
 ``--contrast-sd`` / ``--timing-sd-ms`` emulate the training streams with domain randomisation
 (:class:`snnzoo.zoo.emulator.Randomization`); the validation streams stay unrandomised.
+``--emulator-params fit.json`` emulates training and validation streams with those constants.
 ``--compile`` runs ``torch.compile`` on CPU too (``snnzoo train`` allows it on CUDA only);
 measured here it makes a CPU training step 2–3× faster after a ~3 min compilation.
 """
@@ -42,7 +43,7 @@ from snnzoo.runtime.binning import bin_from_spec
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.datasets.nmnist import mnist_index
-from snnzoo.zoo.emulator import Randomization
+from snnzoo.zoo.emulator import EmulatorParams, Randomization, load_params
 from snnzoo.zoo.training.config import load_config
 from snnzoo.zoo.training.data import Frames, holdout_split, indices_digest, load_frames, open_dataset, subset_indices
 from snnzoo.zoo.training.evaluate import load_runner
@@ -58,9 +59,10 @@ class EmulatedTrainer(Trainer):
 
     def __init__(self, cfg: dict[str, Any], mnist_root: Path, out: Path, cache: Path, seed: int,
                  compile_cpu: bool, init: Path | None = None, train_limit: int = 0,
-                 randomization: Randomization | None = None, **kw: Any) -> None:
+                 randomization: Randomization | None = None, params: EmulatorParams = EmulatorParams(),
+                 **kw: Any) -> None:
         super().__init__(cfg, mnist_root, out, **kw)
-        self.cache, self.emu_seed, self.train_limit = cache, seed, train_limit
+        self.cache, self.emu_seed, self.train_limit, self.params = cache, seed, train_limit, params
         self.randomization = randomization if randomization is not None and randomization.active else None
         self.cfg["train"]["compile"] = compile_cpu  # after the CUDA-only check, deliberately
         if init is not None:  # continue from an earlier run's exported weights (train.init)
@@ -70,9 +72,11 @@ class EmulatedTrainer(Trainer):
         d, b = self.cfg["data"], input_spec["binning"]
         pool = EmulatedNMNIST(self.root, "train").indices
         pool = pool[subset_indices(len(pool), d["limit"], d["split_seed"])]
-        ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache)
+        ds = EmulatedNMNIST(self.root, "train", indices=pool, seed=self.emu_seed, params=self.params,
+                            cache_dir=self.cache)
         train_ds = ds if self.randomization is None else EmulatedNMNIST(  # validation stays unrandomised
-            self.root, "train", indices=pool, seed=self.emu_seed, cache_dir=self.cache, randomization=self.randomization)
+            self.root, "train", indices=pool, seed=self.emu_seed, params=self.params, cache_dir=self.cache,
+            randomization=self.randomization)
         x, y = ds.frames(b["n_time_bins"], b["mode"], progress=self.progress)
         tr, va = holdout_split(y, d["val_fraction"], d["split_seed"])
         if self.train_limit:  # a seeded subset of the training part; the validation part is unchanged
@@ -134,15 +138,21 @@ def cli() -> None:
               help="Domain randomisation of the training streams: per-sample sensitivity spread.")
 @click.option("--timing-sd-ms", type=float, default=0.0, show_default=True,
               help="Domain randomisation of the training streams: saccade timing spread.")
+@click.option("--emulator-params", type=click.Path(exists=True, dir_okay=False),
+              help="JSON of EmulatorParams overrides for all emulated streams (tools/fit_emulator.py footprint).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config overrides (snnzoo train --set).")
 def train(mnist_root: str, out: str, cache: str, config: str, epochs: int, seed: int, compile_cpu: bool,
           resume: bool, init: str | None, train_limit: int, contrast_sd: float, timing_sd_ms: float,
-          sets: tuple[str, ...]) -> None:
+          emulator_params: str | None, sets: tuple[str, ...]) -> None:
+    try:
+        params = load_params(emulator_params) if emulator_params else EmulatorParams()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     cfg = load_config(config, [*sets, f"train.epochs={epochs}", 'train.device="cpu"'])
     cfg["name"] = Path(out).name
     final = EmulatedTrainer(cfg, Path(mnist_root), Path(out), Path(cache), seed, compile_cpu,
                             None if init is None else Path(init), train_limit,
-                            Randomization(contrast_sd, timing_sd_ms * 1000), resume=resume).run()
+                            Randomization(contrast_sd, timing_sd_ms * 1000), params, resume=resume).run()
     click.echo(json.dumps({"final": final}))
 
 
