@@ -1,7 +1,7 @@
 """How accurate can a non-spiking CNN be on N-MNIST's digits, as images and as nmnist_compact's frames?
 
     python tools/nmnist_ceiling.py train --net strong|compact --input images|frames \
-        [--cache ~/.cache/snnzoo/emulated_nmnist_cache] [--epochs 12] [--save base.pt]
+        [--cache ~/.cache/snnzoo/emulated_nmnist_cache] [--epochs 12] [--save base.pt] [--emulator-params fit.json]
     python tools/nmnist_ceiling.py kfold base.pt --arm real|twin --cache ... --json arm.json
     python tools/nmnist_ceiling.py compare real.json twin.json
     python tools/nmnist_ceiling.py swap base.pt --cache ...
@@ -22,7 +22,10 @@ split, split seed 0), batch 128, and print the held-out accuracy per epoch:
 - ``--input frames``: nmnist_compact's T=8 binary frames of emulation-seed-2 streams with domain
   randomisation, stacked as 16 channels at 34×34 (validation: the seed-2 plain streams); then the
   1,000 real recordings and the emulated twins of their digits (seed 0). ``--input merged``: the
-  same with both polarities OR-ed into one channel per time bin (8 channels).
+  same with both polarities OR-ed into one channel per time bin (8 channels). ``--emulator-params``
+  emulates all of these streams (training, held-out, twins) with those constants (e.g.
+  ``tools/fit_emulator.py footprint``'s fit on recordings 0–199, hence real 200–999 printed apart);
+  ``kfold`` and ``swap`` take them from the saved network.
 
 ``kfold`` fine-tunes a saved frames CNN on the real recordings, 5 stratified folds (fold seed 0,
 nmnist_compact_real's folds); per fold 3 epochs of 6,000 emulated training streams + the 800
@@ -131,6 +134,7 @@ RECIPES = {
     "strong": Recipe(strong_cnn, 2e-3, True, 0.1, random_affine, event_augment),
 }
 SHAPES = {"images": (1, 28), "frames": (16, 34), "merged": (8, 34)}
+CALIBRATION = range(0, 200)  # MNIST train indices whose real recordings calibrated the emulator
 
 
 @torch.no_grad()
@@ -180,6 +184,7 @@ class FrameData:
     real: torch.Tensor  # the 1,000 recordings, in file order
     y_real: np.ndarray
     twins: torch.Tensor  # their digits emulated (seed 0), same order
+    real_mnist: np.ndarray  # the recordings' MNIST train indices
 
 
 def load_frame_data(mnist_root: Path, real_root: Path, cache: str, merged: bool = False,
@@ -200,7 +205,8 @@ def load_frame_data(mnist_root: Path, real_root: Path, cache: str, merged: bool 
         8, "binary", progress=False)[0]
     one = (lambda x: x.amax(2, keepdim=True)) if merged else (lambda x: x)  # noqa: E731
     return FrameData(one(torch.from_numpy(x_train[tr])), torch.from_numpy(y[tr]).long(),
-                     one(torch.from_numpy(x_held[va])), y[va], one(real.x), real.y.numpy(), one(torch.from_numpy(twins)))
+                     one(torch.from_numpy(x_held[va])), y[va], one(real.x), real.y.numpy(), one(torch.from_numpy(twins)),
+                     mnist_idx)
 
 
 data_options = [
@@ -278,7 +284,11 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, emulato
         d = load_frame_data(root, Path(real_root), need_cache(cache), merged=kind == "merged", params=params)
         model = recipe.build(*SHAPES[kind])
         fit(model, recipe, recipe.augment(kind), d.train, d.y_train, epochs, seed, held=(d.held, d.y_held))
-        click.echo(f"seed {seed}: {score('real recordings', predict(model, d.real), d.y_real)}")
+        pred = predict(model, d.real)
+        click.echo(f"seed {seed}: {score('real recordings', pred, d.y_real)}")
+        unseen = torch.from_numpy(d.real_mnist >= CALIBRATION.stop)
+        name = f"real recordings of MNIST train {CALIBRATION.stop}–999 (not calibration)"
+        click.echo(f"seed {seed}: {score(name, pred[unseen], d.y_real[unseen.numpy()])}")
         click.echo(f"seed {seed}: {score('emulated twins (seed 0)', predict(model, d.twins), d.y_real)}")
     if save:
         torch.save({"net": net, "input": kind, "state": model.state_dict(), "emulator": json.dumps(overrides(params))}, save)
