@@ -3,7 +3,8 @@ images ``start … start + n − 1`` (their recordings paired with the emulator'
 emulation seed 0, so that the objective is a deterministic function of the parameters).
 
     python tools/fit_emulator.py schedule --data-root ../shared/data --n 200 [--rounds 3] [--check 200:1000]
-    python tools/fit_emulator.py footprint --data-root ../shared/data --n 200 [--check 200:1000] [--out fit.json]
+    python tools/fit_emulator.py footprint --data-root ../shared/data --n 200 [--check 200:1000] [--out fit.json] \
+        [--init start.json --moves --bin-penalty 1]
 
 **schedule.** Both streams are binned into ``bin_ms``-wide count frames ``r_{i,k}``, ``e_{i,k}``
 (``[2, 34, 34]`` each, ``k`` over the 0–320 ms recording). The objective is the paired,
@@ -26,16 +27,19 @@ rate-profile error 1,104 → 994 events on the held-out recordings, but the T=8 
 **footprint.** What the model sees: binary T=8 frames ``R_i``, ``E_i`` (``[8, 2, 34, 34]``). The
 objective is their IoU less a penalty on the mismatch of active pixels per polarity ``p``
 (``A_p``: frame pixels of polarity ``p`` summed over the bins, mean over samples), without which the
-IoU buys overlap by dropping noise (noise never overlaps) or widening the footprint:
+IoU buys overlap by dropping noise (noise never overlaps) or widening the footprint, and (``μ`` > 0,
+``--bin-penalty``) one on the per-bin profiles ``P_{s,k}`` (mean pixels in bin ``k`` of polarity
+0, of polarity 1, and of both at once):
 
-    J = mean_i |R_i ∧ E_i| / |R_i ∨ E_i|  −  λ Σ_p |A_p(E) / A_p(R) − 1|
+    J = mean_i |R_i ∧ E_i| / |R_i ∨ E_i|  −  λ Σ_p |A_p(E) / A_p(R) − 1|  −  μ Σ_{s,k} |P_{s,k}(E) − P_{s,k}(R)| / Σ P(R)
 
 Coordinate ascent over the scene and pixel constants (:data:`FOOTPRINT_STEPS`: magnification,
 threshold and its mismatch, PSF width, placement, black level, refractory period, background
-noise), each moved by its step while ``J`` improves by more than 10⁻⁴, until a pass changes
-nothing; then again at half steps. Writes the fitted overrides as JSON (``--out``, the form
-``snnzoo emulate --params`` reads). Measured (2026-12-01, λ = 0.3, fit on 0–199): see
-``model_cards/nmnist_compact/ceiling_diagnostics.txt``.
+noise) and with ``--moves`` the saccades (:data:`MOVE_STEPS`: waypoints, window edges, ramps),
+each moved by its step while ``J`` improves by more than 10⁻⁴, until a pass changes nothing; then
+again at half steps; from the defaults or ``--init``'s overrides. Writes the fitted overrides as
+JSON (``--out``, the form ``snnzoo emulate --params`` reads). Measured (2026-12-01/02, fit on
+0–199): see ``model_cards/nmnist_compact/ceiling_diagnostics.txt``.
 """
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.datasets.nmnist import mnist_index
-from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, emulate
+from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, emulate, load_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from emulator_fidelity import frame_iou  # noqa: E402  (the fidelity table's per-sample IoU)
@@ -231,65 +235,111 @@ def binary_frames(events: list[np.ndarray]) -> np.ndarray:
     return np.stack([bin_events(e, SENSOR_SIZE, n_time_bins=8, mode="binary") for e in events]).astype(bool)
 
 
-def footprint_scores(real: np.ndarray, em: np.ndarray) -> dict[str, float]:
-    """IoU of paired binary frames (all, per polarity) and active pixels per polarity ``A_p``."""
+def footprint_scores(real: np.ndarray, em: np.ndarray) -> dict[str, object]:
+    """IoU of paired binary frames (all, per polarity), active pixels per polarity ``A_p`` and the
+    per-bin profiles ``[8]`` of p0, p1 and both-polarity pixels (means over samples)."""
     def iou(a: np.ndarray, b: np.ndarray) -> float:
         axes = tuple(range(1, a.ndim))
         return float(((a & b).sum(axes) / np.maximum((a | b).sum(axes), 1)).mean())
 
-    out = {"iou": iou(real, em), "iou_p0": iou(real[:, :, 0], em[:, :, 0]), "iou_p1": iou(real[:, :, 1], em[:, :, 1])}
+    out: dict[str, object] = {"iou": iou(real, em), "iou_p0": iou(real[:, :, 0], em[:, :, 0]),
+                              "iou_p1": iou(real[:, :, 1], em[:, :, 1])}
     out.update({f"active_p{q}": float(em[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)})
+    out["bins"] = bin_profiles(em)
     return out
 
 
-def _get_const(params: EmulatorParams, name: str) -> float:
-    return params.origin["xy".index(name[-1])] if name.startswith("origin_") else getattr(params, name)
+def bin_profiles(frames: np.ndarray) -> np.ndarray:
+    """``[3, 8]``: mean pixels per time bin of polarity 0, of polarity 1, and of both at once."""
+    return np.stack([frames[:, :, 0].sum((2, 3)).mean(0), frames[:, :, 1].sum((2, 3)).mean(0),
+                     (frames[:, :, 0] & frames[:, :, 1]).sum((2, 3)).mean(0)])
 
 
-def _set_const(params: EmulatorParams, name: str, value: float) -> EmulatorParams:
+def _get_knob(params: EmulatorParams, name: tuple[int, ...] | str) -> float:
+    """A constant by field name, ``origin_x``/``_y``, ``waypoint_<i><x|y>``, a ramp or a saccade window edge."""
+    if isinstance(name, tuple) or name.startswith("ramp_"):
+        return _get(params, name)
+    if name.startswith("origin_"):
+        return params.origin["xy".index(name[-1])]
+    if name.startswith("waypoint_"):
+        return params.waypoints[int(name[-2])]["xy".index(name[-1])]
+    return getattr(params, name)
+
+
+def _set_knob(params: EmulatorParams, name: tuple[int, ...] | str, value: float) -> EmulatorParams:
+    if isinstance(name, tuple) or name.startswith("ramp_"):
+        return _with(params, name, value)
     if name.startswith("origin_"):
         origin = list(params.origin)
         origin["xy".index(name[-1])] = value
         return replace(params, origin=tuple(origin))
+    if name.startswith("waypoint_"):
+        way = [list(w) for w in params.waypoints]
+        way[int(name[-2])]["xy".index(name[-1])] = value
+        return replace(params, waypoints=tuple(tuple(w) for w in way))
     return replace(params, **{name: type(getattr(params, name))(value)})
+
+
+# with --moves also the saccades: waypoints (px), each axis's window edges (µs) and the ramps
+MOVE_STEPS: dict[tuple[int, ...] | str, float] = {
+    **{f"waypoint_{i}{a}": 0.2 for i in range(3) for a in "xy"},
+    **{(s, a, e): 4000 for s in range(3) for a in range(2) for e in range(2)},
+    "ramp_x": 0.04, "ramp_y": 0.04}
 
 
 @cli.command("footprint")
 @with_data_options
 @click.option("--penalty", "lam", type=float, default=0.3, show_default=True, help="λ of the active-pixel penalty.")
+@click.option("--bin-penalty", "mu", type=float, default=0.0, show_default=True,
+              help="μ of the per-bin profile penalty (p0, p1, both-polarity pixels per time bin).")
+@click.option("--moves", is_flag=True, help="Also fit the saccades: waypoints, window edges and ramps.")
+@click.option("--init", "init_file", type=click.Path(exists=True, dir_okay=False),
+              help="Start from these overrides (JSON) instead of the defaults.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the fitted overrides here (JSON).")
-def footprint(data_root: str, n: int, start: int, check: str, lam: float, out: str | None) -> None:
-    """Fit the scene and pixel constants to binary T=8 frames (what the model sees)."""
+def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: float, moves: bool,
+              init_file: str | None, out: str | None) -> None:
+    """Fit the scene and pixel constants (and with --moves the saccades) to binary T=8 frames."""
     wanted, held = list(range(start, start + n)), _check_range(check)
     images, real, real_held = _recordings(data_root, wanted, held)
     frames = binary_frames(real)
     target = [float(frames[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)]
+    target_bins = bin_profiles(frames)
 
-    def objective(p: EmulatorParams) -> tuple[float, dict[str, float]]:
+    def objective(p: EmulatorParams) -> tuple[float, dict[str, object]]:
         sc = footprint_scores(frames, binary_frames(emulate(images[wanted], seed=0, keys=wanted, params=p)))
-        return sc["iou"] - lam * sum(abs(sc[f"active_p{q}"] / target[q] - 1) for q in (0, 1)), sc
+        j = sc["iou"] - lam * sum(abs(sc[f"active_p{q}"] / target[q] - 1) for q in (0, 1))
+        return j - mu * float(np.abs(sc["bins"] - target_bins).sum() / target_bins.sum()), sc
 
-    def show(name: str, j: float | None, sc: dict[str, float]) -> None:
-        click.echo(f"{name:28s} {'' if j is None else f'J {j:.4f}  '}IoU {sc['iou']:.4f} (p0 {sc['iou_p0']:.4f}, p1 {sc['iou_p1']:.4f})  "
-                   f"active p0 {sc['active_p0']:.0f}, p1 {sc['active_p1']:.0f}")
+    def show(name: str, j: float | None, sc: dict[str, object]) -> None:
+        bins = np.abs(sc["bins"] - target_bins).sum() / target_bins.sum()
+        click.echo(f"{name:28s} {'' if j is None else f'J {j:.4f}  '}IoU {sc['iou']:.4f} (p0 {sc['iou_p0']:.4f}, "
+                   f"p1 {sc['iou_p1']:.4f})  active p0 {sc['active_p0']:.0f}, p1 {sc['active_p1']:.0f}  "
+                   f"bin-profile error {bins:.3f}")
 
     click.echo(f"real, MNIST train {start}–{start + n - 1}: active p0 {target[0]:.0f}, p1 {target[1]:.0f}")
-    best = EmulatorParams()
+    knobs = {**FOOTPRINT_STEPS, **(MOVE_STEPS if moves else {})}
+    try:
+        best = load_params(init_file) if init_file else EmulatorParams()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     best_j, best_sc = objective(best)
-    show("default", best_j, best_sc)
+    show("start", best_j, best_sc)
     for fraction in (1.0, 0.5):
         improved = True
         while improved:
             improved = False
-            for name, full in FOOTPRINT_STEPS.items():
+            for name, full in knobs.items():
                 for sign in (1, -1):
                     while True:
-                        value = round(_get_const(best, name) + sign * full * fraction, 6)
+                        value = round(_get_knob(best, name) + sign * full * fraction, 6)
                         if name == "noise_on":
                             value = min(value, 1.0)
-                        if (value <= 0 and not name.startswith("origin_")) or value == _get_const(best, name):
+                        positive = not (isinstance(name, tuple) or name.startswith(("origin_", "waypoint_")))
+                        if (positive and value <= 0) or value == _get_knob(best, name):
                             break
-                        cand = _set_const(best, name, value)
+                        cand = _set_knob(best, name, value)
+                        if not _valid(cand):
+                            break
                         j, sc = objective(cand)
                         if j <= best_j + 1e-4:
                             break
@@ -300,13 +350,21 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, out: s
     if out:
         Path(out).write_text(json.dumps(fitted, indent=1) + "\n")
         click.echo(f"wrote {out}")
+    runs = [("default", EmulatorParams())] + ([("start", load_params(init_file))] if init_file else [])
+    runs.append(("fitted", best))
     if held:
         frames_held = binary_frames(real_held)
         click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}), real active p0 "
                    f"{frames_held[:, :, 0].sum((1, 2, 3)).mean():.0f}, p1 {frames_held[:, :, 1].sum((1, 2, 3)).mean():.0f}:")
-        for name, p in (("default", EmulatorParams()), ("fitted", best)):
+        target_bins = bin_profiles(frames_held)
+        profiles = [("real", target_bins)]
+        for name, p in runs:
             sc = footprint_scores(frames_held, binary_frames(emulate(images[held], seed=0, keys=held, params=p)))
             show(f"  {name}", None, sc)
+            profiles.append((name, sc["bins"]))
+        click.echo("per-bin pixels (p0 | p1 | both polarities):")
+        for name, prof in profiles:
+            click.echo(f"  {name:8s} " + " | ".join(" ".join(f"{v:4.0f}" for v in row) for row in prof))
 
 
 if __name__ == "__main__":
