@@ -187,7 +187,7 @@ def test_cli_writes_npy_and_rejects_bad_input(shared_data, tmp_path):
 def test_scale_one_is_the_default_and_smaller_scale_shrinks_the_footprint():
     imgs = _digits(4)
     base = emulate(imgs, seed=1)
-    same = emulate(imgs, seed=1, params=EmulatorParams(scale=1.0))
+    same = emulate(imgs, seed=1, params=EmulatorParams(scale=1.0, gamma=1.0))
     assert all(np.array_equal(a, b) for a, b in zip(base, same))  # bit-identical: caches and twins stay valid
     ring = np.zeros((28, 28), np.uint8)  # centred on the image centre (13.5, 13.5)
     ring[6:22, 6:22] = 220
@@ -197,6 +197,17 @@ def test_scale_one_is_the_default_and_smaller_scale_shrinks_the_footprint():
         assert b["x"].std() < 0.85 * a["x"].std() and b["y"].std() < 0.85 * a["y"].std()
     # magnified about the digit's centre: a centred digit's footprint stays where it was
     assert abs(b["x"].mean() - a["x"].mean()) < 0.3 and abs(b["y"].mean() - a["y"].mean()) < 0.3
+
+
+def test_display_gamma_dims_grey_and_leaves_black_and_white():
+    ring = np.zeros((28, 28), np.uint8)
+    ring[6:22, 6:22] = 255
+    ring[9:19, 9:19] = 0
+    pure = [emulate(ring, seed=2, params=EmulatorParams(gamma=g))[0] for g in (1.0, 2.2)]
+    assert np.array_equal(*pure)  # 0 and 255 map to 0 and 1 under any gamma
+    grey = (ring // 2).astype(np.uint8)  # 127: luminance 0.50 at gamma 1, 0.22 at gamma 2.2
+    lin, dim = (emulate(grey, seed=2, params=EmulatorParams(gamma=g, noise_hz=0.0))[0] for g in (1.0, 2.2))
+    assert len(dim) < 0.9 * len(lin)
 
 
 def test_load_params_overrides_and_rejects_bad_files(tmp_path):

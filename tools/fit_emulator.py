@@ -226,7 +226,7 @@ def schedule(data_root: str, n: int, start: int, check: str, bin_ms: int, rounds
 
 
 # the constants the footprint fit moves, in this order, with their full steps
-FOOTPRINT_STEPS = {"scale": 0.02, "threshold": 0.02, "threshold_sd": 0.05, "psf_sigma": 0.05, "origin_x": 0.2,
+FOOTPRINT_STEPS = {"scale": 0.02, "gamma": 0.2, "threshold": 0.02, "threshold_sd": 0.05, "psf_sigma": 0.05, "origin_x": 0.2,
                    "origin_y": 0.2, "black_level": 0.02, "refractory_us": 300, "noise_hz": 0.05, "noise_on": 0.02}
 
 

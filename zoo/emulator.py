@@ -4,9 +4,10 @@ N-MNIST (Orchard et al., 2015) was recorded by an ATIS camera (34×34 pixels in 
 pan-tilt unit, making three ~100 ms saccades along a triangle in front of a monitor showing the
 static 28×28 digit. We replay that:
 
-- **Scene.** The digit ``I ∈ [0, 1]``, magnified by ``s`` about its centre (``s = 1``: one sensor
-  pixel per image pixel), sits at the sensor position ``p(t) = p_0 + δ + w(t)``: ``p_0`` the mean
-  placement, ``δ ~ N(0, σ_δ²)`` per sample (applied once, by linear interpolation, as is ``s``), and
+- **Scene.** The digit ``I ∈ [0, 1]`` shown as luminance ``I^γ`` (display gamma ``γ``) and magnified
+  by ``s`` about its centre (``s = 1``: one sensor pixel per image pixel) sits at the sensor position
+  ``p(t) = p_0 + δ + w(t)``: ``p_0`` the mean placement, ``δ ~ N(0, σ_δ²)`` per sample (applied
+  once, by linear interpolation, as is ``s``), and
   ``w(t)`` the saccade path through the waypoints ``W_0 → W_1 → W_2 → W_0``. The pan (x) and tilt
   (y) motors move separately: in saccade ``i`` axis ``a`` runs from ``t_{i,a}^s`` to ``t_{i,a}^e``
   with a trapezoidal speed profile (raised-cosine ramps, a fraction ``r_a`` of the move at each end).
@@ -64,6 +65,7 @@ class EmulatorParams:
     origin: tuple[float, float] = (2.4, 2.4)  # p_0: mean image top-left position (x, y)
     offset_sd: float = 0.15  # σ_δ
     scale: float = 1.0  # s: display magnification of the digit about its centre (sensor px per image px)
+    gamma: float = 1.0  # γ: display gamma, luminance I^γ of pixel value I
     waypoints: tuple[tuple[float, float], ...] = ((-1.7, -1.0), (-0.9, 4.2), (3.0, -0.8))
     # per saccade: ((start, end) of the x motion, (start, end) of the y motion)
     saccades_us: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
@@ -228,7 +230,7 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
     duration = np.array([r.normal(params.duration_us, params.duration_sd_us) for r in rngs])
     drawn = [rand.draw(np.random.default_rng([seed, int(k), 1]), params) for k in keys]
     log_thr *= np.array([d[0] for d in drawn], np.float32)[None, :, None]
-    b, x, y, t, p = _saccade_events(_canvas(images, jitter, params.scale), log_thr, params, [d[1] for d in drawn])
+    b, x, y, t, p = _saccade_events(_canvas(images, jitter, params.scale, params.gamma), log_thr, params, [d[1] for d in drawn])
     order = np.argsort(b, kind="stable")
     bounds = np.searchsorted(b[order], np.arange(n + 1))
     streams = []
@@ -245,13 +247,15 @@ def _thresholds(rngs: list[np.random.Generator], params: EmulatorParams) -> np.n
     return np.ascontiguousarray((np.maximum(log_thr, 0.2) * np.float32(params.threshold)).transpose(1, 0, 2))
 
 
-def _canvas(images: np.ndarray, jitter: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """The static digits in [0, 1], each magnified by ``scale`` about its centre and shifted by its
-    jitter δ into a padded canvas: ``[B, h + 2·pad, w + 2·pad]``, one product per sample (the module
-    docstring says why)."""
+def _canvas(images: np.ndarray, jitter: np.ndarray, scale: float = 1.0, gamma: float = 1.0) -> np.ndarray:
+    """The static digits as luminance ``(I/255)^γ`` in [0, 1], each magnified by ``scale`` about its
+    centre and shifted by its jitter δ into a padded canvas: ``[B, h + 2·pad, w + 2·pad]``, one
+    product per sample (the module docstring says why)."""
     n, h, w = images.shape
     hc, wc = h + 2 * _PAD, w + 2 * _PAD
     img = images.astype(np.float32) / np.float32(255.0)
+    if gamma != 1.0:
+        img = img ** np.float32(gamma)
     ky = _kernel_matrix(jitter[:, 1] + _PAD, h, hc, "tent", scale=scale)
     kxt = _kernel_matrix(jitter[:, 0] + _PAD, w, wc, "tent", scale=scale).transpose(0, 2, 1)
     return np.stack([ky[i] @ img[i] @ kxt[i] for i in range(n)])  # not a stacked matmul: batch-dependent too

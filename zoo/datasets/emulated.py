@@ -26,7 +26,7 @@ from .mnist import load_mnist
 
 REAL_RECORDED = range(0, 1000)  # MNIST train images whose real N-MNIST recordings we hold
 CACHE_VERSION = 2  # 2: per-sample products in the emulator (batch-independent streams)
-NEUTRAL_PARAMS = {"scale": 1.0}  # EmulatorParams fields added after version 2, at their no-op value
+NEUTRAL_PARAMS = {"scale": 1.0, "gamma": 1.0}  # EmulatorParams fields added after version 2, at their no-op value
 
 
 def default_indices(split: str, n: int) -> np.ndarray:
