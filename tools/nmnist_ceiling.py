@@ -48,7 +48,10 @@ thread): real arm 990/1000, twin arm 987, the base on the same folds 988 (right 
 polarity channel 0 from the twins, twins 995 → 991 with the real channel 0; any single time bin
 moves either by at most 3. A second seed of the strong frames recipe: held-out 99.51 %, real
 98.50 %, twins 99.30 %; its kfold: real arm 989, twin arm 984, base 985. ``--input merged`` (strong, seed 0): held-out 99.41 %, real 98.00 %, twins
-99.30 %: blind to polarity the gap widens.
+99.30 %: blind to polarity the gap widens. ``--emulator-params`` (2026-12-02) with the footprint
+fit A of ``tools/fit_emulator.py footprint`` (magnification 0.97, threshold 0.31, black level 0.17,
+more background noise): held-out 99.61 %, real 989 (MNIST 200–999: 791/800, default 789), twins 997:
+paired with the default-emulator net, 4 recordings right only with A, 3 only without.
 """
 from __future__ import annotations
 
