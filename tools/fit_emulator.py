@@ -299,6 +299,10 @@ MOVE_STEPS: dict[tuple[int, ...] | str, float] = {
 def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: float, moves: bool,
               init_file: str | None, out: str | None) -> None:
     """Fit the scene and pixel constants (and with --moves the saccades) to binary T=8 frames."""
+    try:
+        best = load_params(init_file) if init_file else EmulatorParams()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     wanted, held = list(range(start, start + n)), _check_range(check)
     images, real, real_held = _recordings(data_root, wanted, held)
     frames = binary_frames(real)
@@ -318,10 +322,7 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
 
     click.echo(f"real, MNIST train {start}–{start + n - 1}: active p0 {target[0]:.0f}, p1 {target[1]:.0f}")
     knobs = {**FOOTPRINT_STEPS, **(MOVE_STEPS if moves else {})}
-    try:
-        best = load_params(init_file) if init_file else EmulatorParams()
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
+    start_params = best
     best_j, best_sc = objective(best)
     show("start", best_j, best_sc)
     for fraction in (1.0, 0.5):
@@ -350,8 +351,7 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
     if out:
         Path(out).write_text(json.dumps(fitted, indent=1) + "\n")
         click.echo(f"wrote {out}")
-    runs = [("default", EmulatorParams())] + ([("start", load_params(init_file))] if init_file else [])
-    runs.append(("fitted", best))
+    runs = [("default", EmulatorParams())] + ([("start", start_params)] if init_file else []) + [("fitted", best)]
     if held:
         frames_held = binary_frames(real_held)
         click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}), real active p0 "
