@@ -215,8 +215,8 @@ def test_load_params_overrides_and_rejects_bad_files(tmp_path):
     good.write_text('{"scale": 0.97, "origin": [2.4, 2.3], "noise_on": 1.0}')
     p = load_params(good)
     assert p == EmulatorParams(scale=0.97, origin=(2.4, 2.3), noise_on=1.0)
-    for text, problem in (('{"scael": 0.9}', "unknown emulator parameter(s) scael"), ("[1, 2]", "expected a JSON object"),
-                          ("{scale: 1}", "not JSON")):
+    for text, problem in (('{"scael": 0.9}', "unknown emulator parameter(s) scael"),
+                          ("[1, 2]", "expected a JSON object"), ("{scale: 1}", "not JSON")):
         bad = tmp_path / "bad.json"
         bad.write_text(text)
         with pytest.raises(ValueError, match=rf"^{bad}: .*{problem.replace('(', '.').replace(')', '.')}"):

@@ -38,8 +38,9 @@ threshold and its mismatch, PSF width, placement, black level, refractory period
 noise) and with ``--moves`` the saccades (:data:`MOVE_STEPS`: waypoints, window edges, ramps),
 each moved by its step while ``J`` improves by more than 10⁻⁴, until a pass changes nothing; then
 again at half steps; from the defaults or ``--init``'s overrides. Writes the fitted overrides as
-JSON (``--out``, the form ``snnzoo emulate --params`` reads). Measured (2026-12-01/02, fit on
-0–199): see ``model_cards/nmnist_compact/ceiling_diagnostics.txt``.
+JSON (``--out``, the form ``snnzoo emulate --params`` reads). Measured (2026-12-02, fit on
+0–199; fits A and D predate the gamma knob: add ``--freeze gamma`` to reproduce them): see
+``model_cards/nmnist_compact/ceiling_diagnostics.txt`` and ``emulator_fits/`` beside it.
 """
 from __future__ import annotations
 
@@ -226,8 +227,8 @@ def schedule(data_root: str, n: int, start: int, check: str, bin_ms: int, rounds
 
 
 # the constants the footprint fit moves, in this order, with their full steps
-FOOTPRINT_STEPS = {"scale": 0.02, "gamma": 0.2, "threshold": 0.02, "threshold_sd": 0.05, "psf_sigma": 0.05, "origin_x": 0.2,
-                   "origin_y": 0.2, "black_level": 0.02, "refractory_us": 300, "noise_hz": 0.05, "noise_on": 0.02}
+FOOTPRINT_STEPS = {"scale": 0.02, "gamma": 0.2, "threshold": 0.02, "threshold_sd": 0.05, "psf_sigma": 0.05,
+                   "origin_x": 0.2, "origin_y": 0.2, "black_level": 0.02, "refractory_us": 300, "noise_hz": 0.05, "noise_on": 0.02}
 
 
 def binary_frames(events: list[np.ndarray]) -> np.ndarray:
@@ -295,14 +296,19 @@ MOVE_STEPS: dict[tuple[int, ...] | str, float] = {
 @click.option("--moves", is_flag=True, help="Also fit the saccades: waypoints, window edges and ramps.")
 @click.option("--init", "init_file", type=click.Path(exists=True, dir_okay=False),
               help="Start from these overrides (JSON) instead of the defaults.")
+@click.option("--freeze", multiple=True, metavar="NAME", help="Leave this constant as it starts (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the fitted overrides here (JSON).")
 def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: float, moves: bool,
-              init_file: str | None, out: str | None) -> None:
+              init_file: str | None, freeze: tuple[str, ...], out: str | None) -> None:
     """Fit the scene and pixel constants (and with --moves the saccades) to binary T=8 frames."""
     try:
         best = load_params(init_file) if init_file else EmulatorParams()
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    unknown = sorted(set(freeze) - set(FOOTPRINT_STEPS))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not a constant of the fit ({', '.join(FOOTPRINT_STEPS)})",
+                                 param_hint="--freeze")
     wanted, held = list(range(start, start + n)), _check_range(check)
     images, real, real_held = _recordings(data_root, wanted, held)
     frames = binary_frames(real)
@@ -321,7 +327,7 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
                    f"bin-profile error {bins:.3f}")
 
     click.echo(f"real, MNIST train {start}–{start + n - 1}: active p0 {target[0]:.0f}, p1 {target[1]:.0f}")
-    knobs = {**FOOTPRINT_STEPS, **(MOVE_STEPS if moves else {})}
+    knobs = {k: v for k, v in FOOTPRINT_STEPS.items() if k not in freeze} | (MOVE_STEPS if moves else {})
     start_params = best
     best_j, best_sc = objective(best)
     show("start", best_j, best_sc)
@@ -354,8 +360,9 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
     runs = [("default", EmulatorParams())] + ([("start", start_params)] if init_file else []) + [("fitted", best)]
     if held:
         frames_held = binary_frames(real_held)
-        click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}), real active p0 "
-                   f"{frames_held[:, :, 0].sum((1, 2, 3)).mean():.0f}, p1 {frames_held[:, :, 1].sum((1, 2, 3)).mean():.0f}:")
+        active = [frames_held[:, :, q].sum((1, 2, 3)).mean() for q in (0, 1)]
+        click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}), real active p0 {active[0]:.0f}, "
+                   f"p1 {active[1]:.0f}:")
         target_bins = bin_profiles(frames_held)
         profiles = [("real", target_bins)]
         for name, p in runs:

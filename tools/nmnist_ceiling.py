@@ -208,8 +208,8 @@ def load_frame_data(mnist_root: Path, real_root: Path, cache: str, merged: bool 
         8, "binary", progress=False)[0]
     one = (lambda x: x.amax(2, keepdim=True)) if merged else (lambda x: x)  # noqa: E731
     return FrameData(one(torch.from_numpy(x_train[tr])), torch.from_numpy(y[tr]).long(),
-                     one(torch.from_numpy(x_held[va])), y[va], one(real.x), real.y.numpy(), one(torch.from_numpy(twins)),
-                     mnist_idx)
+                     one(torch.from_numpy(x_held[va])), y[va], one(real.x), real.y.numpy(),
+                     one(torch.from_numpy(twins)), mnist_idx)
 
 
 data_options = [
@@ -294,7 +294,8 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, emulato
         click.echo(f"seed {seed}: {score(name, pred[unseen], d.y_real[unseen.numpy()])}")
         click.echo(f"seed {seed}: {score('emulated twins (seed 0)', predict(model, d.twins), d.y_real)}")
     if save:
-        torch.save({"net": net, "input": kind, "state": model.state_dict(), "emulator": json.dumps(overrides(params))}, save)
+        torch.save({"net": net, "input": kind, "state": model.state_dict(),
+                    "emulator": json.dumps(overrides(params))}, save)
 
 
 @cli.command("kfold")

@@ -42,6 +42,7 @@ the overlap of binned frames and matched event counts and the event-rate profile
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -124,8 +125,6 @@ class Randomization:
 def load_params(path: str | Path) -> EmulatorParams:
     """:class:`EmulatorParams` with the fields named in a JSON object file overridden (see
     :func:`params_from_dict`). Raises ``ValueError`` naming the file and the problem."""
-    import json
-
     try:
         spec = json.loads(Path(path).read_text())
     except OSError as e:
@@ -182,7 +181,7 @@ def _kernel_matrix(shift: float | np.ndarray, size: int, n_out: int, kind: str, 
                    scale: float = 1.0) -> np.ndarray:
     """``K[..., Y, r] = k(Y − shift − r)`` for a Gaussian ``k`` of width ``sigma`` (sampled, unit
     area) or the linear-interpolation tent ``max(0, 1 − |d|)``; ``shift`` scalar or ``[B]``. With
-    ``scale`` s ≠ 1 (tent only) the input is magnified about its centre ``c``:
+    ``scale`` s ≠ 1 the input is magnified about its centre ``c``:
     ``K[..., Y, r] = k((Y − shift − c)/s + c − r)``."""
     if scale != 1.0:
         c = (size - 1) / 2
@@ -230,7 +229,8 @@ def _emulate(images: np.ndarray, seed: int, keys: Sequence[int] | None,
     duration = np.array([r.normal(params.duration_us, params.duration_sd_us) for r in rngs])
     drawn = [rand.draw(np.random.default_rng([seed, int(k), 1]), params) for k in keys]
     log_thr *= np.array([d[0] for d in drawn], np.float32)[None, :, None]
-    b, x, y, t, p = _saccade_events(_canvas(images, jitter, params.scale, params.gamma), log_thr, params, [d[1] for d in drawn])
+    canvas = _canvas(images, jitter, params.scale, params.gamma)
+    b, x, y, t, p = _saccade_events(canvas, log_thr, params, [d[1] for d in drawn])
     order = np.argsort(b, kind="stable")
     bounds = np.searchsorted(b[order], np.arange(n + 1))
     streams = []
