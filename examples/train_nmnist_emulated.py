@@ -145,7 +145,7 @@ def train(mnist_root: str, out: str, cache: str, config: str, epochs: int, seed:
           resume: bool, init: str | None, train_limit: int, contrast_sd: float, timing_sd_ms: float,
           emulator_params: str | None, sets: tuple[str, ...]) -> None:
     try:
-        params = load_params(emulator_params) if emulator_params else EmulatorParams()
+        params = load_params(emulator_params)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     cfg = load_config(config, [*sets, f"train.epochs={epochs}", 'train.device="cpu"'])

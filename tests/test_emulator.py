@@ -2,6 +2,8 @@
 the EmulatedNMNIST dataset and the `snnzoo emulate` verb."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,7 @@ from snnzoo.runtime.events import EVENT_DTYPE
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.nmnist import mnist_index
 from snnzoo.zoo.emulator import (EmulatorParams, Randomization, _progress, emulate, emulate_command, load_params,
-                                 trajectory)
+                                 param_overrides, params_from_dict, trajectory)
 
 from conftest import data_missing
 
@@ -215,6 +217,9 @@ def test_load_params_overrides_and_rejects_bad_files(tmp_path):
     good.write_text('{"scale": 0.97, "origin": [2.4, 2.3], "noise_on": 1.0}')
     p = load_params(good)
     assert p == EmulatorParams(scale=0.97, origin=(2.4, 2.3), noise_on=1.0)
+    assert param_overrides(p) == {"scale": 0.97, "origin": (2.4, 2.3), "noise_on": 1.0}
+    assert params_from_dict(json.loads(json.dumps(param_overrides(p)))) == p  # what the ceiling tool stores
+    assert load_params(None) == EmulatorParams() and param_overrides(EmulatorParams()) == {}
     for text, problem in (('{"scael": 0.9}', "unknown emulator parameter(s) scael"),
                           ("[1, 2]", "expected a JSON object"), ("{scale: 1}", "not JSON")):
         bad = tmp_path / "bad.json"

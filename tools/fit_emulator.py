@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -57,7 +57,7 @@ from snnzoo.runtime.binning import bin_events
 from snnzoo.runtime.readers import read_nmnist_bin
 from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.datasets.nmnist import mnist_index
-from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, emulate, load_params
+from snnzoo.zoo.emulator import SENSOR_SIZE, EmulatorParams, emulate, load_params, param_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from emulator_fidelity import frame_iou  # noqa: E402  (the fidelity table's per-sample IoU)
@@ -228,7 +228,8 @@ def schedule(data_root: str, n: int, start: int, check: str, bin_ms: int, rounds
 
 # the constants the footprint fit moves, in this order, with their full steps
 FOOTPRINT_STEPS = {"scale": 0.02, "gamma": 0.2, "threshold": 0.02, "threshold_sd": 0.05, "psf_sigma": 0.05,
-                   "origin_x": 0.2, "origin_y": 0.2, "black_level": 0.02, "refractory_us": 300, "noise_hz": 0.05, "noise_on": 0.02}
+                   "origin_x": 0.2, "origin_y": 0.2, "black_level": 0.02, "refractory_us": 300, "noise_hz": 0.05,
+                   "noise_on": 0.02}
 
 
 def binary_frames(events: list[np.ndarray]) -> np.ndarray:
@@ -245,9 +246,19 @@ def footprint_scores(real: np.ndarray, em: np.ndarray) -> dict[str, object]:
 
     out: dict[str, object] = {"iou": iou(real, em), "iou_p0": iou(real[:, :, 0], em[:, :, 0]),
                               "iou_p1": iou(real[:, :, 1], em[:, :, 1])}
-    out.update({f"active_p{q}": float(em[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)})
+    out.update({f"active_p{q}": a for q, a in enumerate(active_pixels(em))})
     out["bins"] = bin_profiles(em)
     return out
+
+
+def active_pixels(frames: np.ndarray) -> list[float]:
+    """``A_p``: mean binary-frame pixels of polarity ``p`` over the 8 bins, for p = 0, 1."""
+    return [float(frames[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)]
+
+
+def profile_error(bins: np.ndarray, target: np.ndarray) -> float:
+    """``Σ |P(E) − P(R)| / Σ P(R)`` of :func:`bin_profiles`."""
+    return float(np.abs(bins - target).sum() / target.sum())
 
 
 def bin_profiles(frames: np.ndarray) -> np.ndarray:
@@ -302,7 +313,7 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
               init_file: str | None, freeze: tuple[str, ...], out: str | None) -> None:
     """Fit the scene and pixel constants (and with --moves the saccades) to binary T=8 frames."""
     try:
-        best = load_params(init_file) if init_file else EmulatorParams()
+        best = load_params(init_file)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     unknown = sorted(set(freeze) - set(FOOTPRINT_STEPS))
@@ -312,16 +323,15 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
     wanted, held = list(range(start, start + n)), _check_range(check)
     images, real, real_held = _recordings(data_root, wanted, held)
     frames = binary_frames(real)
-    target = [float(frames[:, :, q].sum((1, 2, 3)).mean()) for q in (0, 1)]
-    target_bins = bin_profiles(frames)
+    target, target_bins = active_pixels(frames), bin_profiles(frames)
 
     def objective(p: EmulatorParams) -> tuple[float, dict[str, object]]:
         sc = footprint_scores(frames, binary_frames(emulate(images[wanted], seed=0, keys=wanted, params=p)))
         j = sc["iou"] - lam * sum(abs(sc[f"active_p{q}"] / target[q] - 1) for q in (0, 1))
-        return j - mu * float(np.abs(sc["bins"] - target_bins).sum() / target_bins.sum()), sc
+        return j - mu * profile_error(sc["bins"], target_bins), sc
 
-    def show(name: str, j: float | None, sc: dict[str, object]) -> None:
-        bins = np.abs(sc["bins"] - target_bins).sum() / target_bins.sum()
+    def show(name: str, j: float | None, sc: dict[str, object], real_bins: np.ndarray) -> None:
+        bins = profile_error(sc["bins"], real_bins)
         click.echo(f"{name:28s} {'' if j is None else f'J {j:.4f}  '}IoU {sc['iou']:.4f} (p0 {sc['iou_p0']:.4f}, "
                    f"p1 {sc['iou_p1']:.4f})  active p0 {sc['active_p0']:.0f}, p1 {sc['active_p1']:.0f}  "
                    f"bin-profile error {bins:.3f}")
@@ -330,7 +340,7 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
     knobs = {k: v for k, v in FOOTPRINT_STEPS.items() if k not in freeze} | (MOVE_STEPS if moves else {})
     start_params = best
     best_j, best_sc = objective(best)
-    show("start", best_j, best_sc)
+    show("start", best_j, best_sc, target_bins)
     for fraction in (1.0, 0.5):
         improved = True
         while improved:
@@ -351,8 +361,8 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
                         if j <= best_j + 1e-4:
                             break
                         best, best_j, best_sc, improved = cand, j, sc, True
-                        show(f"  {name} = {value:g}", j, sc)
-    fitted = {k: v for k, v in asdict(best).items() if v != asdict(EmulatorParams())[k]}
+                        show(f"  {name} = {value:g}", j, sc, target_bins)
+    fitted = param_overrides(best)
     click.echo(f"\nfitted overrides: {json.dumps(fitted)}")
     if out:
         Path(out).write_text(json.dumps(fitted, indent=1) + "\n")
@@ -360,14 +370,13 @@ def footprint(data_root: str, n: int, start: int, check: str, lam: float, mu: fl
     runs = [("default", EmulatorParams())] + ([("start", start_params)] if init_file else []) + [("fitted", best)]
     if held:
         frames_held = binary_frames(real_held)
-        active = [frames_held[:, :, q].sum((1, 2, 3)).mean() for q in (0, 1)]
+        active = active_pixels(frames_held)
         click.echo(f"\nheld-out recordings, MNIST train {check} (n = {len(held)}), real active p0 {active[0]:.0f}, "
                    f"p1 {active[1]:.0f}:")
-        target_bins = bin_profiles(frames_held)
-        profiles = [("real", target_bins)]
+        profiles = [("real", bin_profiles(frames_held))]
         for name, p in runs:
             sc = footprint_scores(frames_held, binary_frames(emulate(images[held], seed=0, keys=held, params=p)))
-            show(f"  {name}", None, sc)
+            show(f"  {name}", None, sc, profiles[0][1])
             profiles.append((name, sc["bins"]))
         click.echo("per-bin pixels (p0 | p1 | both polarities):")
         for name, prof in profiles:

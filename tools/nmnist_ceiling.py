@@ -60,7 +60,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -73,7 +73,7 @@ from tqdm import tqdm
 from snnzoo.zoo.datasets.emulated import EmulatedNMNIST
 from snnzoo.zoo.datasets.mnist import load_mnist
 from snnzoo.zoo.datasets.nmnist import mnist_index
-from snnzoo.zoo.emulator import EmulatorParams, Randomization, load_params, params_from_dict
+from snnzoo.zoo.emulator import EmulatorParams, Randomization, load_params, param_overrides, params_from_dict
 from snnzoo.zoo.entrypoints import get_pretrained_cfg
 from snnzoo.zoo.training.data import augment, holdout_split, load_frames, open_dataset
 from snnzoo.zoo.training.kfold import fold_split, stratified_folds
@@ -237,11 +237,6 @@ def load_events_net(base: str, command: str) -> tuple[Recipe, str, dict[str, tor
     return RECIPES[saved["net"]], saved["input"], saved["state"], params
 
 
-def overrides(params: EmulatorParams) -> dict[str, object]:
-    """The fields of ``params`` that differ from the defaults (what ``--emulator-params`` set)."""
-    return {k: v for k, v in asdict(params).items() if v != asdict(EmulatorParams())[k]}
-
-
 def need_cache(cache: str | None) -> str:
     if cache is None:
         raise click.UsageError("frames need --cache (the emulation cache of the compact net's training streams)")
@@ -266,7 +261,7 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, emulato
           mnist_root: str, real_root: str, cache: str | None, threads: int) -> None:
     """Train one CNN and report it (see the module docstring)."""
     try:
-        params = load_params(emulator_params) if emulator_params else EmulatorParams()
+        params = load_params(emulator_params)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     torch.set_num_threads(threads)
@@ -296,7 +291,7 @@ def train(net: str, kind: str, epochs: int, seed: int, save: str | None, emulato
         click.echo(f"seed {seed}: {score('emulated twins (seed 0)', predict(model, d.twins), d.y_real)}")
     if save:
         torch.save({"net": net, "input": kind, "state": model.state_dict(),
-                    "emulator": json.dumps(overrides(params))}, save)
+                    "emulator": json.dumps(param_overrides(params))}, save)
 
 
 @cli.command("kfold")

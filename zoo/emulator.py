@@ -43,7 +43,7 @@ the overlap of binned frames and matched event counts and the event-rate profile
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -122,9 +122,12 @@ class Randomization:
         return scale, replace(params, saccades_us=tuple(windows))
 
 
-def load_params(path: str | Path) -> EmulatorParams:
+def load_params(path: str | Path | None) -> EmulatorParams:
     """:class:`EmulatorParams` with the fields named in a JSON object file overridden (see
-    :func:`params_from_dict`). Raises ``ValueError`` naming the file and the problem."""
+    :func:`params_from_dict`); the defaults for ``None``. Raises ``ValueError`` naming the file and
+    the problem."""
+    if path is None:
+        return EmulatorParams()
     try:
         spec = json.loads(Path(path).read_text())
     except OSError as e:
@@ -149,6 +152,12 @@ def params_from_dict(spec: object, source: str = "emulator parameters") -> Emula
         return tuple(tuples(x) for x in v) if isinstance(v, list) else v
 
     return replace(EmulatorParams(), **{k: tuples(v) for k, v in spec.items()})
+
+
+def param_overrides(params: EmulatorParams) -> dict[str, object]:
+    """The fields of ``params`` that differ from the defaults: what :func:`params_from_dict` reads back."""
+    default = asdict(EmulatorParams())
+    return {k: v for k, v in asdict(params).items() if v != default[k]}
 
 
 def trajectory(params: EmulatorParams, t_us: np.ndarray) -> np.ndarray:
@@ -374,7 +383,7 @@ def emulate_command(mnist_root: str, split: str, indices: str, out: str, seed: i
         if chunk < 1:
             raise ValueError(f"--chunk must be ≥ 1, got {chunk}")
         rand = Randomization(contrast_sd, timing_sd_ms * 1000)
-        params = load_params(params_file) if params_file else EmulatorParams()
+        params = load_params(params_file)
     except (OSError, ValueError) as e:
         raise UsageError(str(e)) from None
     root = Path(out)
