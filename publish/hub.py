@@ -131,7 +131,7 @@ def build_hub_folder(model_or_checkpoint: nn.Module | str | Path, out_dir: str |
         facts, evaluations = load_card_inputs(card_dir)
         if facts["model"] != cfg["name"]:
             raise CardError(f"{card_dir / PROVENANCE_FILE}: describes {facts['model']}, not {cfg['name']}")
-        for f in card_files(evaluations):  # the README's images too
+        for f in card_files(evaluations, facts):  # the README's images too
             (out / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(card_dir / f, out / f)
         if "training" not in cfg:

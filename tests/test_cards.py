@@ -140,6 +140,20 @@ def test_card_shows_the_confusion_png_and_the_hardest_strips(card_dir):
         cards.generate_card(NAME, card_dir.parent)
 
 
+def test_card_shows_the_training_curves(card_dir):
+    assert "Training curves" not in cards.generate_card(NAME, card_dir.parent)  # only when card.json names them
+    facts = json.loads((card_dir / "card.json").read_text())
+    (card_dir / "card.json").write_text(json.dumps({**facts, "curves_png": "curves.png"}))
+    with pytest.raises(cards.CardError, match=r"curves.png: missing \(curves_png\)"):
+        cards.generate_card(NAME, card_dir.parent)
+    (card_dir / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    text = cards.generate_card(NAME, card_dir.parent)
+    recipe_at, curves_at = text.index("## Training recipe and compute"), text.index("![Training curves](curves.png)")
+    assert recipe_at < curves_at < text.index("## How the numbers were measured")
+    facts, evaluations = cards.load_card_inputs(card_dir)
+    assert cards.card_files(evaluations, facts) == ["card.json", "curves.png", "eval.json"]
+
+
 def test_a_kfold_estimate_renders_as_one_with_its_folds(tmp_path, monkeypatch):
     """A `kfold-summary` JSON as an evaluation: the card says how it was pooled and lists the folds."""
     from snnzoo.zoo.training.kfold import summarize

@@ -77,7 +77,8 @@ def test_kill_mid_epoch_and_resume_is_bit_exact(tmp_path, nmnist_root):
     assert (ref / "model.safetensors").read_bytes() == (run / "model.safetensors").read_bytes()
     assert _records(ref) == _records(run)  # same losses, accuracies, lr at every logged step
     resumes = _records(run, kinds=("resume",))
-    assert resumes == [{"kind": "resume", "step": killed_at["step"], "epoch": 0, "batch": killed_at["batch"]}]
+    assert resumes == [{"kind": "resume", "step": killed_at["step"], "epoch": 0, "batch": killed_at["batch"],
+                        "threads": 1}]  # each segment's threads (--threads 1): CPU-hours follow from the log
 
     # --resume continues that run; changing what it computes is refused with one line.
     r = CliRunner().invoke(cli, ["train", *RUN, "--data-root", str(nmnist_root), "--out", str(run), "--resume",

@@ -52,7 +52,9 @@ moves either by at most 3. A second seed of the strong frames recipe: held-out 9
 fit A of ``tools/fit_emulator.py footprint`` (magnification 0.97, threshold 0.31, black level 0.17,
 more background noise): held-out 99.61 %, real 989 (MNIST 200–999: 791/800, default 789), twins 997:
 paired with the default-emulator net, 4 recordings right only with A, 3 only without. Fit D (A with
-the saccades refitted to the per-bin statistics): held-out 99.54 %, real 990 (792/800), twins 996.
+the saccades refitted to the per-bin statistics): held-out 99.54 %, real 990 (792/800), twins 996. Fit
+G (everything refitted at once, display gamma 3.1 included; the closest fit): held-out 99.56 %, real 990
+(792/800), twins 995.
 """
 from __future__ import annotations
 

@@ -76,6 +76,8 @@ def load_card_inputs(card_dir: Path) -> tuple[dict[str, Any], list[Evaluation]]:
         raise CardError(f"{path}: missing {', '.join(missing)} (see model_cards/README.md)")
     if not isinstance(facts["evaluations"], list) or not facts["evaluations"]:
         raise CardError(f"{path}: evaluations must list at least one eval file")
+    if facts.get("curves_png") and not (card_dir / facts["curves_png"]).is_file():
+        raise CardError(f"{card_dir / facts['curves_png']}: missing (curves_png)")
     evaluations = []
     for entry in facts["evaluations"]:
         if not isinstance(entry, dict) or "file" not in entry or "command" not in entry:
@@ -107,10 +109,11 @@ def _with_figures(entry: dict[str, Any], card_dir: Path) -> dict[str, Any]:
     return {**entry, "hardest": {**index, "index_file": f"{entry['hardest_dir']}/{INDEX_FILE}"}}
 
 
-def card_files(evaluations: list[Evaluation]) -> list[str]:
-    """The files of a card folder that its README refers to, relative to it: ``card.json``, the eval
-    JSON files, and any confusion matrix PNG and hardest-sample strips with their index."""
-    files = [PROVENANCE_FILE]
+def card_files(evaluations: list[Evaluation], facts: dict[str, Any] | None = None) -> list[str]:
+    """The files of a card folder that its README refers to, relative to it: ``card.json``, the
+    training curves PNG if any, the eval JSON files, and any confusion matrix PNG and
+    hardest-sample strips with their index."""
+    files = [PROVENANCE_FILE] + ([facts["curves_png"]] if facts and facts.get("curves_png") else [])
     for entry, _ in evaluations:
         files.append(entry["file"])
         files += [entry["confusion_png"]] if entry.get("confusion_png") else []
@@ -315,6 +318,9 @@ def _training_section(cfg: dict[str, Any], f: dict[str, Any]) -> list[str]:
         out += [f"Compute: {_text(f['compute'])}", ""]
     if f.get("commands"):
         out += ["Commands:", "", "```bash", *[f"# {k}\n{v}" for k, v in f["commands"].items()], "```", ""]
+    if f.get("curves_png"):
+        out += ["Training curves (the run's `curves.png`: loss and accuracy per logged interval of steps, "
+                "and per epoch with validation):", "", f"![Training curves]({f['curves_png']})", ""]
     return out
 
 

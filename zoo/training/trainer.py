@@ -236,7 +236,8 @@ class Trainer:
                 self.log.path.write_text("")
             self._record({"kind": "config", "step": 0, "config": self.cfg, "model_config": self.model.config,
                           "data": self.split, "steps_per_epoch": self.steps_per_epoch, "allocator": self.allocator,
-                          "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+                          "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                          "threads": torch.get_num_threads()})
             return loop
         changed = [k for k in diff(state["config"], self.cfg) if k not in RESUMABLE and k != "name"]
         if changed:
@@ -253,7 +254,8 @@ class Trainer:
             self.log.path.write_text("")
             for rec in self.history:
                 self.log.write(rec)
-        self._record({"kind": "resume", "step": loop.step, "epoch": loop.epoch, "batch": loop.batch})
+        self._record({"kind": "resume", "step": loop.step, "epoch": loop.epoch, "batch": loop.batch,
+                      "threads": torch.get_num_threads()})
         return loop
 
     def _forward_module(self) -> nn.Module:
