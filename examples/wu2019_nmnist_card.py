@@ -27,6 +27,7 @@ def cpu_hours(recs: list[dict], batch: int) -> tuple[float, float]:
     for r in recs:
         if r["kind"] in ("config", "resume"):
             prev = r["step"]
+            # this run's config record predates its "threads" field: train.threads (1) stands in for it
             threads = r.get("threads") or r.get("config", {}).get("train", {}).get("threads") or 1
         elif r["kind"] == "train":
             s = (r["step"] - prev) * batch / r["samples_per_s"]
@@ -94,8 +95,8 @@ facts = {
              f"~{rate:.1f} samples/s, on one or two cores across sessions; `metrics.jsonl` records each segment's "
              "threads)."),
  "commands": {
-   "train (resumable; the recipe.txt beside the run records each segment's threads)": train_cmd,
-   "Hub folder (fp16 weights, config.json with the run's records)": "snnzoo push ~/.cache/snnzoo/runs/wu2019_ce/run --repo snnzoo/wu2019_nmnist --card-dir model_cards/wu2019_nmnist --dry-run --folder ~/.cache/snnzoo/hub/wu2019_nmnist",
+   "train (resumable; metrics.jsonl records each segment's threads)": train_cmd,
+   "Hub folder (fp16 weights, config.json with the run's records)": f"snnzoo push {str(RUN).replace(HOME, '~')} --repo snnzoo/wu2019_nmnist --card-dir model_cards/wu2019_nmnist --dry-run --folder ~/.cache/snnzoo/hub/wu2019_nmnist",
    "install for create_model (no network)": "mkdir -p ~/.cache/snnzoo/weights/wu2019_nmnist && cp ~/.cache/snnzoo/hub/wu2019_nmnist/model.safetensors ~/.cache/snnzoo/weights/wu2019_nmnist/",
    "files kept in the repo": "cp ~/.cache/snnzoo/hub/wu2019_nmnist/config.json model_cards/wu2019_nmnist/ && (cd ~/.cache/snnzoo/hub/wu2019_nmnist && find . -type f -printf '%P\\n' | sort | xargs sha256sum) > model_cards/wu2019_nmnist/SHA256SUMS",
  },
