@@ -10,6 +10,7 @@ eval JSON. Run from the repository root after recording the eval JSON (the card'
 """
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 RUNS = [Path.home() / ".cache/snnzoo/runs" / name / "run" for name in ("wu2019_ce", "wu2019_ce2")]
@@ -23,17 +24,28 @@ def records(run: Path) -> list[dict]:
 
 def cpu_hours(recs: list[dict], batch: int) -> tuple[float, float]:
     """(wall hours, CPU-hours) of the training steps: each logged interval's samples / samples_per_s,
-    times the threads of its segment (a segment starts at the config record or at a resume)."""
-    wall = cpu = 0.0
-    prev, threads = 0, 1
+    times the threads of its segment (a segment starts at the config record or at a resume).
+
+    The rate is wall-clock, so an interval in which the process was paused (SIGSTOP while CI ran on the
+    same cores) reads far too slow; an interval slower than a third of its segment's median rate is
+    counted at that median rate instead."""
+    segments: list[tuple[int, list[tuple[int, float]]]] = []  # (threads, [(steps, samples_per_s)])
+    prev = 0
     for r in recs:
         if r["kind"] in ("config", "resume"):
             prev = r["step"]
             # this run's config record predates its "threads" field: train.threads (1) stands in for it
-            threads = r.get("threads") or r.get("config", {}).get("train", {}).get("threads") or 1
+            segments.append((r.get("threads") or r.get("config", {}).get("train", {}).get("threads") or 1, []))
         elif r["kind"] == "train":
-            s = (r["step"] - prev) * batch / r["samples_per_s"]
-            wall, cpu, prev = wall + s, cpu + s * threads, r["step"]
+            segments[-1][1].append((r["step"] - prev, r["samples_per_s"]))
+            prev = r["step"]
+    wall = cpu = 0.0
+    for threads, intervals in segments:
+        if not intervals:
+            continue
+        median = statistics.median(rate for _, rate in intervals)
+        s = sum(n * batch / (rate if rate > median / 3 else median) for n, rate in intervals)
+        wall, cpu = wall + s, cpu + s * threads
     return wall / 3600, cpu / 3600
 
 
@@ -147,7 +159,8 @@ facts = {
  },
  "compute": (f"CPU only, no GPU, about {cpu_h:.1f} CPU-hours of training steps ({wall_h:.1f} h wall, "
              f"~{rate:.1f} samples/s, on one or two cores across sessions; `metrics.jsonl` records each segment's "
-             "threads)."),
+             "threads; a logged interval in which training was paused while CI ran is counted at its segment's "
+             "median rate)."),
  "commands": {
    **stage_cmds,
    "Hub folder (fp16 weights, config.json with the run's records)": f"snnzoo push {str(RUN).replace(HOME, '~')} --repo snnzoo/wu2019_nmnist --card-dir model_cards/wu2019_nmnist --dry-run --folder ~/.cache/snnzoo/hub/wu2019_nmnist",
