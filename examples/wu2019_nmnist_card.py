@@ -61,14 +61,9 @@ def last_epoch(recs: list[dict]) -> dict:
     return [r for r in recs if r["kind"] == "epoch"][-1]
 
 
-def published_stages() -> tuple[list[list[dict]], bool]:
-    """(Stage 1's records, plus stage 2's if it finished with a higher emulated validation accuracy;
-    whether stage 2 finished)."""
-    stages = [finished(RUNS[0])]
-    two = finished(RUNS[1])
-    if two is not None and last_epoch(two)["val_acc"] > last_epoch(stages[0])["val_acc"]:
-        stages.append(two)
-    return stages, two is not None
+def published_stages(one: list[dict], two: list[dict] | None) -> list[list[dict]]:
+    """Stage 1's records, plus stage 2's if it finished with a higher emulated validation accuracy."""
+    return [one, two] if two is not None and last_epoch(two)["val_acc"] > last_epoch(one)["val_acc"] else [one]
 
 
 def lr_text(lr: float) -> str:
@@ -87,7 +82,8 @@ def train_cmd(run: Path, recs: list[dict], init: Path | None, n_train: int) -> s
             f"--set train.log_every={cfg['train']['log_every']} --set train.threads=2 --resume").replace(HOME, "~")
 
 
-stages, tried_two = published_stages()
+one, two = (finished(run) for run in RUNS)
+stages = published_stages(one, two)
 RUN = RUNS[len(stages) - 1]  # the published run
 first = next(r for r in stages[0] if r["kind"] == "config")
 cfg, data = first["config"], first["data"]
@@ -105,15 +101,14 @@ passes = len(stages)
 lrs = [next(r for r in recs if r["kind"] == "config")["config"]["optim"]["lr"] for recs in stages]
 schedule = " then ".join(f"Adam {lr_text(lr)} cosine to 0" for lr in lrs)
 n_passes = ["one pass", "two passes"][passes - 1]
-if tried_two:
-    stage_cmds = {f"train, stage {i + 1}{' (from stage 1)' if i else ''}": train_cmd(run, records(run), RUNS[0] if i else None, n_train)
-                  for i, run in enumerate(RUNS)}
+if two is not None:
+    stage_cmds = {f"train, stage {i + 1}{' (from stage 1)' if i else ''}": train_cmd(run, recs, RUNS[0] if i else None, n_train)
+                  for i, (run, recs) in enumerate(zip(RUNS, (one, two)))}
     selection = ("Fixed before each stage's first step: the weights after the last step of stage 1 "
                  f"({steps[0]} steps), replaced by those after the last step of stage 2 (a second pass from stage 1's "
                  f"weights) only if stage 2's emulated validation is higher; published: stage {passes}, emulated "
                  f"validation there {val:.2f} % ({n_val:,} held-out streams; stage 1 "
-                 f"{last_epoch(finished(RUNS[0]))['val_acc'] * 100:.2f} %, stage 2 "
-                 f"{last_epoch(finished(RUNS[1]))['val_acc'] * 100:.2f} %). The real recordings were scored once, after that.")
+                 f"{last_epoch(one)['val_acc'] * 100:.2f} %, stage 2 {last_epoch(two)['val_acc'] * 100:.2f} %). The real recordings were scored once, after that.")
 else:
     stage_cmds = {"train (resumable; metrics.jsonl records each segment's threads)": train_cmd(RUNS[0], stages[0], None, n_train)}
     selection = (f"Fixed before the first step: the weights after the last step ({steps[0]}); emulated validation there "

@@ -57,7 +57,6 @@ def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float
 
 # ---- paper topologies -------------------------------------------------------------------
 _wu2019_nmnist = _cfg(NMNIST_ARCH, "nmnist", _events((34, 34, 2), 10), DIGITS, input_m2=0.08,
-                      surrogate="sigmoid",  # what its published weights were trained with (see its card)
                       weights={"file": "wu2019_nmnist/model.safetensors", "hf_hub_id": "snnzoo/wu2019_nmnist",
                                "sha256": "8703a079ee955f0b5a1031d413c693fc21339a5a7a3dd0968d4f1788ab369d8c"})
 
