@@ -183,3 +183,17 @@ def test_numbers_of_other_weights_stay_out_of_the_model_index(tmp_path, monkeypa
     text = cards.generate_card(NAME, d.parent)
     assert card_numbers(text) == [0.96] == recorded_numbers(d)
     assert "| 0 | 50 | 50 | 100.00 % |" in text and "99.00 %" in text
+
+
+def test_the_neuron_line_names_the_surrogate_the_weights_were_trained_with(card_dir):
+    """The Model section gives the config's surrogate (what `create_model` builds, used only when training
+    further) and, where the card's recipe trained with another one, that one beside it."""
+    line = next(x for x in cards.generate_card(NAME, card_dir.parent).splitlines() if x.startswith("- Neurons:"))
+    default = re.search(r"surrogate gradient `(\w+)`", line).group(1)
+    assert line.endswith(f"`{default}`")
+    facts = json.loads((card_dir / "card.json").read_text())
+    for trained, said in ((default, False), ("gauss" if default != "gauss" else "sigmoid", True)):
+        (card_dir / "card.json").write_text(json.dumps({**facts, "recipe": {"surrogate": trained}}))
+        line = next(x for x in cards.generate_card(NAME, card_dir.parent).splitlines() if x.startswith("- Neurons:"))
+        assert (f"these weights were trained with `{trained}`" in line) is said
+        assert line.count(f"surrogate gradient `{default}`") == 1

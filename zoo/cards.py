@@ -156,8 +156,13 @@ def card_metadata(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dic
     return data.to_yaml()
 
 
-def _neuron_line(m: dict[str, Any]) -> str:
+def _neuron_line(m: dict[str, Any], trained_surrogate: str | None = None) -> str:
+    """The neuron equations and constants; ``trained_surrogate``: the surrogate the weights were trained with
+    (the card's ``recipe.surrogate``), named beside the config's when they differ."""
     surrogate = f"surrogate gradient `{m['surrogate']}`" + (f" (width {m['width']})" if m.get("width") is not None else "")
+    if trained_surrogate and trained_surrogate != m["surrogate"]:
+        surrogate += (f" (the model's default for further training; these weights were trained with "
+                      f"`{trained_surrogate}`, see the recipe)")
     reset, u0 = m.get("reset", "zero"), m.get("u0", 0.0)
     if reset == "zero" and u0 == 0.0:
         return ("- Neurons: iterative LIF, u[t] = k·u[t-1]·(1 − o[t-1]) + W·x[t] + b, o[t] = H(u[t] − V_th), "
@@ -169,12 +174,12 @@ def _neuron_line(m: dict[str, Any]) -> str:
             f"u0 = {u0}, {surrogate}")
 
 
-def _model_section(cfg: dict[str, Any], num_params: int | None) -> list[str]:
-    m, inp = cfg["model"], cfg["input"]
+def _model_section(cfg: dict[str, Any], num_params: int | None, f: dict[str, Any]) -> list[str]:
+    m, inp, recipe = cfg["model"], cfg["input"], f.get("recipe")
     lines = ["## Model", "",
              f"- Architecture (paper notation): `{cfg['arch']}`"
              + (f", {num_params:,} parameters" if num_params else ""),
-             _neuron_line(m),
+             _neuron_line(m, recipe.get("surrogate") if isinstance(recipe, dict) else None),
              f"- NeuNorm: {'on, k2 = ' + str(m['neunorm_k2']) if m['neunorm'] else 'off'}; "
              f"batch norm: {'on' if m['bn'] else 'off'}",
              f"- Output: voting layer, {m['neurons_per_class']} neurons per class; a class score is its "
@@ -215,7 +220,7 @@ def render_card(cfg: dict[str, Any], evaluations: list[Evaluation], facts: dict[
     out += _results_section(cfg, evaluations)
     out += _use_section(cfg, hub_id)
     out += ["## Intended use", "", _text(f.get("intended_use", "Not recorded for this checkpoint.")), ""]
-    out += _model_section(cfg, num_params)
+    out += _model_section(cfg, num_params, f)
     out += ["## Training data", "", _text(f.get("training_data", cfg.get("data", "Not recorded for this checkpoint."))),
             ""]
     out += _training_section(cfg, f)
