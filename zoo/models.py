@@ -58,7 +58,7 @@ def _cfg(arch: str, dataset: str, inp: dict, classes: list[str], input_m2: float
 # ---- paper topologies -------------------------------------------------------------------
 _wu2019_nmnist = _cfg(NMNIST_ARCH, "nmnist", _events((34, 34, 2), 10), DIGITS, input_m2=0.08,
                       weights={"file": "wu2019_nmnist/model.safetensors", "hf_hub_id": "snnzoo/wu2019_nmnist",
-                               "sha256": "8703a079ee955f0b5a1031d413c693fc21339a5a7a3dd0968d4f1788ab369d8c"})
+                               "sha256": "15f9877232d7e7f4e212f1591d6b804dde335343c57c0f0c3bcb5e991ac404db"})
 
 
 @register_model(_wu2019_nmnist)
