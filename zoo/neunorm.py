@@ -32,9 +32,14 @@ class NeuNorm(nn.Module):
         self.scale = nn.Parameter(torch.zeros(channels, height, width))
 
     def decay_matrix(self, steps: int, ref: torch.Tensor) -> torch.Tensor:
-        t = torch.arange(steps, device=ref.device, dtype=ref.dtype)
-        diff = t[:, None] - t[None, :]
-        return torch.where(diff >= 0, self.k2 ** diff.clamp(min=0), torch.zeros_like(diff))
+        """``D[t, s] = k2^(t-s)`` for ``s ≤ t``, else 0. The powers are float64 products rounded once, not a
+        vectorised ``pow`` (whose last bit differs between AVX2 and AVX-512 kernels), so the matrix, a constant
+        in the exported ONNX graph, has the same bits on every CPU."""
+        powers = [1.0]
+        for _ in range(steps - 1):
+            powers.append(powers[-1] * self.k2)
+        rows = [[powers[t - s] if s <= t else 0.0 for s in range(steps)] for t in range(steps)]
+        return torch.tensor(rows, dtype=ref.dtype, device=ref.device)
 
     def auxiliary(self, spikes: torch.Tensor) -> torch.Tensor:
         """``a[t]`` for time-first spikes ``[T, B, F, H, W]`` → ``[T, B, 1, H, W]``."""
