@@ -8,7 +8,6 @@ repository root after recording the eval JSON (the card's commands, in order).
 """
 import json
 import shutil
-import statistics
 from pathlib import Path
 
 RUN = Path.home() / ".cache/snnzoo/runs/wu2019_bf16/run"
@@ -22,28 +21,15 @@ def records(run: Path) -> list[dict]:
 
 def cpu_hours(recs: list[dict], batch: int) -> tuple[float, float]:
     """(wall hours, CPU-hours) of the training steps: each logged interval's samples / samples_per_s,
-    times the threads of its segment (a segment starts at the config record or at a resume).
-
-    The rate is wall-clock, so an interval in which the process was paused (SIGSTOP while CI ran on the
-    same cores) reads far too slow; an interval slower than a third of its segment's median rate is
-    counted at that median rate instead."""
-    segments: list[tuple[int, list[tuple[int, float]]]] = []  # (threads, [(steps, samples_per_s)])
-    prev = 0
+    times the threads of its segment (a segment starts at the config record or at a resume)."""
+    wall = cpu = 0.0
+    prev, threads = 0, 1
     for r in recs:
         if r["kind"] in ("config", "resume"):
-            prev = r["step"]
-            # this run's config record predates its "threads" field: train.threads (1) stands in for it
-            segments.append((r.get("threads") or r.get("config", {}).get("train", {}).get("threads") or 1, []))
+            prev, threads = r["step"], r["threads"]
         elif r["kind"] == "train":
-            segments[-1][1].append((r["step"] - prev, r["samples_per_s"]))
-            prev = r["step"]
-    wall = cpu = 0.0
-    for threads, intervals in segments:
-        if not intervals:
-            continue
-        median = statistics.median(rate for _, rate in intervals)
-        s = sum(n * batch / (rate if rate > median / 3 else median) for n, rate in intervals)
-        wall, cpu = wall + s, cpu + s * threads
+            s = (r["step"] - prev) * batch / r["samples_per_s"]
+            wall, cpu, prev = wall + s, cpu + s * threads, r["step"]
     return wall / 3600, cpu / 3600
 
 
@@ -79,7 +65,8 @@ acc, val = ev["accuracy"] * 100, last["val_acc"] * 100
 worst = min(ev["per_class"], key=ev["per_class"].get)
 n_passes = "one pass" if samples == n_train else f"{samples / n_train:g} passes"
 bf16 = cfg["train"]["amp"] == "bf16"
-precision = ("bf16 autocast (channels_last; LIF and NeuNorm state in fp32), torch.compile" if bf16
+precision = ("bf16 autocast (channels_last; LIF membranes in fp32; NeuNorm's a[t], an einsum, runs in bf16 like "
+             "the convolutions), torch.compile" if bf16
              else "fp32, torch.compile")
 facts = {
  "model": "wu2019_nmnist",
@@ -126,8 +113,7 @@ facts = {
  },
  "compute": (f"CPU only, no GPU, about {cpu_h:.1f} CPU-hours of training steps ({wall_h:.1f} h wall, "
              f"~{rate:.1f} samples/s on {cfg['train']['threads']} threads; `metrics.jsonl` records each segment's "
-             "threads; a logged interval in which training was paused while CI ran would be counted at its "
-             "segment's median rate)."),
+             "threads)."),
  "commands": {
    "train (resumable; the recipe fixed before its first step)": train_cmd(RUN, cfg, n_train),
    "Hub folder (fp16 weights, config.json with the run's records)": f"snnzoo push {str(RUN).replace(HOME, '~')} --repo snnzoo/wu2019_nmnist --card-dir model_cards/wu2019_nmnist --dry-run --folder ~/.cache/snnzoo/hub/wu2019_nmnist",
