@@ -4,15 +4,22 @@ The paper-topology network is trained, all layers together, by full STBP on emul
 ``~/.cache/snnzoo/runs/wu2019_bf16/run``, whose recipe (``recipe.txt`` beside the run) was fixed before its first
 step: the last step is published. Samples, CPU-hours, precision, validation accuracy and the settings come from
 the run's ``metrics.jsonl``; the accuracy on the real recordings from the recorded eval JSON. Run from the
-repository root after recording the eval JSON (the card's commands, in order).
+repository root after recording the eval JSON (the card's commands, in order); it refuses to run unless the run's
+weights hash to the registry's sha256.
 """
 import json
 import shutil
 from pathlib import Path
 
+from snnzoo.runtime.models import sha256_file
+from snnzoo.zoo.entrypoints import get_pretrained_cfg
+
 RUN = Path.home() / ".cache/snnzoo/runs/wu2019_bf16/run"
 CARD = Path("model_cards/wu2019_nmnist")
 HOME = str(Path.home())
+SHA = get_pretrained_cfg("wu2019_nmnist")["weights"]["sha256"]
+if sha256_file(RUN / "model.safetensors") != SHA:
+    raise SystemExit(f"{RUN / 'model.safetensors'}: not the registry's weights (sha256 {SHA[:12]}…)")
 
 
 def records(run: Path) -> list[dict]:
@@ -110,6 +117,12 @@ facts = {
                       "a CPU without native bf16 (emulated validation 97.71 %, real 96.90 %, 5.3 CPU-hours). These "
                       "weights are that recipe rerun as written, in bf16."),
    "val_accuracy": round(last["val_acc"], 5),
+   "reproduced": ("The train command below was run twice from scratch on a 2-core AMD EPYC with AVX-512 BF16 "
+                  "(torch 2.13.0+cpu, 2 threads, `torch.compile`) in two sessions of 2026-12-02, the second time "
+                  "because the first run's weights were lost with the machine's cache: both runs wrote the same "
+                  f"fp16 weights bit for bit (sha256 {SHA[:8]}…). This card's records are the second run's. On "
+                  "another CPU or thread count expect other bits: the recipe in fp32 on an AVX2 CPU scored within "
+                  "0.1 point (see earlier_builds)."),
  },
  "compute": (f"CPU only, no GPU, about {cpu_h:.1f} CPU-hours of training steps ({wall_h:.1f} h wall, "
              f"~{rate:.1f} samples/s on {cfg['train']['threads']} threads; `metrics.jsonl` records each segment's "
